@@ -1,0 +1,18 @@
+// Hashing primitives over OpenSSL.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace beacon::base {
+
+// Raw 32-byte SHA-256 digest.
+std::string Sha256(std::string_view data);
+
+// Lower-case hex SHA-256 digest (64 characters).
+std::string Sha256Hex(std::string_view data);
+
+// Constant-time equality for secrets of equal length.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+}  // namespace beacon::base

@@ -1,0 +1,65 @@
+#include "base/ids.h"
+
+#include <openssl/rand.h>
+
+#include <random>
+#include <stdexcept>
+
+namespace beacon::base {
+namespace {
+
+std::mt19937_64& ThreadRng() {
+    thread_local std::mt19937_64 rng = [] {
+        uint64_t seed = 0;
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof(seed)) != 1) {
+            seed = std::random_device{}();
+        }
+        return std::mt19937_64(seed);
+    }();
+    return rng;
+}
+
+}  // namespace
+
+std::string RandomAlnum(size_t n) {
+    static constexpr std::string_view kAlphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    std::uniform_int_distribution<size_t> pick(0, kAlphabet.size() - 1);
+    std::string out(n, '0');
+    auto& rng = ThreadRng();
+    for (auto& c : out) c = kAlphabet[pick(rng)];
+    return out;
+}
+
+std::string NewGenerationId(int64_t unix_seconds) {
+    return "gen-" + std::to_string(unix_seconds) + "-" + RandomAlnum(20);
+}
+
+std::string RandomHex(size_t bytes) {
+    std::string raw(bytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+        throw std::runtime_error("the OS random generator failed");
+    }
+    return HexEncode(raw);
+}
+
+std::string HexEncode(std::string_view bytes) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        out.push_back(kDigits[c >> 4]);
+        out.push_back(kDigits[c & 0xf]);
+    }
+    return out;
+}
+
+bool IsLowerHex(std::string_view s, size_t len) {
+    if (s.size() != len) return false;
+    for (char c : s) {
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
+    return true;
+}
+
+}  // namespace beacon::base

@@ -1,0 +1,105 @@
+// Beacon's static configuration: a TOML file, then BEACON_* environment variables, then
+// command-line flags, each overriding the one before.
+//
+// | key                               | default                 | meaning                                   |
+// |-----------------------------------|-------------------------|-------------------------------------------|
+// | server.listen                     | "127.0.0.1:8080"        | HOST:PORT (port 0 picks a free port)      |
+// | server.threads                    | 0 (= cores)             | I/O threads, one io_context each          |
+// | server.max_body_bytes             | 16777216                | larger bodies get 413                     |
+// | server.max_header_bytes           | 65536                   | larger headers get 431                    |
+// | server.idle_timeout_ms            | 60000                   | keep-alive idle and read timeout          |
+// | server.shutdown_timeout_ms        | 10000                   | in-flight deadline after SIGTERM          |
+// | server.sse_keepalive_ms           | 1000                    | ": OPENROUTER PROCESSING" interval        |
+// | server.default_model              | first model             | used when a request names no model        |
+// | data_dir                          | "./data"                | SQLite store, key file, spool             |
+// | log.level / log.format            | "info" / "json"         | trace..critical / json or text            |
+// | [[providers]] name,type           | -                       | type: openai_compatible or demo           |
+// |   base_url, api_key_env           | -                       | upstream, env var holding its key         |
+// |   display_name                    | name                    | reported as `provider` to clients         |
+// |   connect/first_byte/total_timeout_ms | 5000/60000/600000   | upstream timeouts                         |
+// |   chunk_delay_ms (demo)           | 20                      | delay between streamed demo chunks        |
+// |   headers                         | {}                      | extra headers sent upstream               |
+// | [[models]] id, provider           | -                       | "author/model" clients ask for            |
+// |   upstream_model                  | id                      | the name sent upstream                    |
+// |   prompt_price, completion_price  | 0                       | USD per token                             |
+// |   cached_prompt_price             | prompt_price            | USD per cached prompt token               |
+// |   context_length, name, description | 128000, id, ""        | for GET /api/v1/models                    |
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace beacon::config {
+
+struct ServerConfig {
+    std::string listen = "127.0.0.1:8080";
+    int threads = 0;
+    uint64_t max_body_bytes = 16 * 1024 * 1024;
+    uint32_t max_header_bytes = 64 * 1024;
+    int idle_timeout_ms = 60000;
+    int shutdown_timeout_ms = 10000;
+    int sse_keepalive_ms = 1000;
+    std::string default_model;
+};
+
+struct LogConfig {
+    std::string level = "info";
+    std::string format = "json";
+};
+
+struct ProviderConfig {
+    std::string name;
+    std::string type;
+    std::string base_url;
+    std::string api_key_env;
+    std::string display_name;
+    int connect_timeout_ms = 5000;
+    int first_byte_timeout_ms = 60000;
+    int total_timeout_ms = 600000;
+    int chunk_delay_ms = 20;
+    std::map<std::string, std::string> headers;
+};
+
+struct ModelConfig {
+    std::string id;
+    std::string provider;
+    std::string upstream_model;
+    std::string name;
+    std::string description;
+    int64_t context_length = 128000;
+    double prompt_price = 0;
+    double completion_price = 0;
+    std::optional<double> cached_prompt_price;
+};
+
+struct Config {
+    ServerConfig server;
+    LogConfig log;
+    std::string data_dir = "./data";
+    std::vector<ProviderConfig> providers;
+    std::vector<ModelConfig> models;
+};
+
+// The built-in configuration: the offline demo provider and its models.
+Config DefaultConfig();
+
+// Reads a TOML file. Providers and models absent from the file fall back to the defaults.
+Result<Config> LoadConfigFile(const std::string& path);
+
+// Applies BEACON_* variables read through `getenv` (injectable in tests).
+Status ApplyEnvironment(Config& config,
+                        const std::function<const char*(const char*)>& getenv);
+
+// Checks cross-references and ranges; the message says what to fix.
+Status Validate(const Config& config);
+
+// Splits "HOST:PORT".
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen);
+
+}  // namespace beacon::config

@@ -1,0 +1,554 @@
+// POST /api/v1/chat/completions: one ChatCall per request.
+//
+// The call runs as two or three coroutines joined with `||` on the connection's thread:
+//   - the attempts (RunWhole or RunStream), which ignore cancellation and always finish;
+//   - Watch, which notices the client closing its connection and aborts the upstream I/O
+//     through the Canceller (so the attempts finish promptly);
+//   - KeepAlive (streams only), which writes ": OPENROUTER PROCESSING" comments until the first
+//     chunk arrives.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include "api/error.h"
+#include "api/finish_reason.h"
+#include "api/sse.h"
+#include "base/ids.h"
+#include "gateway/gateway.h"
+
+namespace beacon::gateway {
+namespace asio = boost::asio;
+namespace json = boost::json;
+using namespace boost::asio::experimental::awaitable_operators;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view kJson = "application/json";
+
+int64_t IntField(const json::object& obj, std::string_view key) {
+    if (auto v = obj.if_contains(key); v && v->is_number()) {
+        boost::system::error_code ec;
+        auto n = v->to_number<int64_t>(ec);
+        if (!ec) return n;
+    }
+    return 0;
+}
+
+providers::Usage ParseUsage(const json::object& u) {
+    providers::Usage usage;
+    usage.known = true;
+    usage.prompt_tokens = IntField(u, "prompt_tokens");
+    usage.completion_tokens = IntField(u, "completion_tokens");
+    usage.total_tokens = IntField(u, "total_tokens");
+    if (usage.total_tokens == 0) usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    if (auto d = u.if_contains("prompt_tokens_details"); d && d->is_object()) {
+        usage.cached_tokens = IntField(d->as_object(), "cached_tokens");
+    }
+    if (auto d = u.if_contains("completion_tokens_details"); d && d->is_object()) {
+        usage.reasoning_tokens = IntField(d->as_object(), "reasoning_tokens");
+    }
+    return usage;
+}
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+struct ToolCall {
+    std::string id;
+    std::string type = "function";
+    std::string name;
+    std::string arguments;
+};
+
+}  // namespace
+
+class ChatCall final : public providers::ChunkSink {
+public:
+    ChatCall(Gateway& gateway, http::Exchange& exchange, const store::ApiKey& key)
+        : gw_(gateway),
+          ex_(exchange),
+          key_(key),
+          keepalive_timer_(exchange.executor()),
+          start_(Clock::now()) {
+        created_ = static_cast<int64_t>(std::time(nullptr));
+        gen_id_ = base::NewGenerationId(created_);
+    }
+
+    asio::awaitable<void> Run() {
+        auto parsed = api::ParseChatRequest(ex_.body());
+        if (!parsed) {
+            co_await Fail(api::ApiError::BadRequest(parsed.error().message));
+            co_return;
+        }
+        req_ = std::move(parsed.value());
+        if (req_.session_id.empty()) {
+            std::string_view header = ex_.header("x-session-id");
+            if (auto bad = api::ValidateSessionId(header)) {
+                co_await Fail(api::ApiError::BadRequest(*bad));
+                co_return;
+            }
+            req_.session_id = std::string(header);
+        }
+        if (auto s = ResolveCandidates(); !s) {
+            co_await Fail(api::ApiError::NotFound(s.error().message));
+            co_return;
+        }
+        if (req_.stream) {
+            if (gw_.config_.server.sse_keepalive_ms > 0) {
+                co_await (RunStream() || Watch() || KeepAlive());
+            } else {
+                co_await (RunStream() || Watch());
+            }
+        } else {
+            co_await (RunWhole() || Watch());
+        }
+        Record();
+    }
+
+    // ChunkSink: one upstream chunk, rewritten and sent to the client.
+    asio::awaitable<bool> OnChunk(json::object chunk) override {
+        const auto now = Clock::now();
+        if (!first_byte_) first_byte_ = now;
+        if (auto u = chunk.if_contains("usage"); u && u->is_object()) {
+            usage_ = ParseUsage(u->as_object());
+            upstream_usage_ = u->as_object();
+        }
+        chunk.erase("usage");
+        auto* choices = chunk.if_contains("choices");
+        if (!choices || !choices->is_array() || choices->as_array().empty()) {
+            co_return !ex_.client_gone();  // usage-only chunk: ours comes at the end
+        }
+        bool has_token = false;
+        for (auto& c : choices->as_array()) {
+            if (!c.is_object()) continue;
+            auto& choice = c.as_object();
+            NormalizeFinish(choice);
+            if (auto d = choice.if_contains("delta"); d && d->is_object()) {
+                has_token |= Accumulate(d->as_object());
+            }
+        }
+        if (has_token && !first_token_) first_token_ = now;
+        Stamp(chunk, "chat.completion.chunk");
+        if (!co_await EnsureStreamStarted()) co_return false;
+        data_sent_ = true;
+        co_return co_await ex_.WriteChunk(api::SseData(json::serialize(chunk)));
+    }
+
+private:
+    Status ResolveCandidates() {
+        std::vector<std::string> names;
+        if (!req_.model.empty()) {
+            names.push_back(req_.model);
+        } else if (req_.models.empty()) {
+            names.push_back(gw_.config_.server.default_model.empty() ? gw_.catalog_.models().front().id
+                                                                     : gw_.config_.server.default_model);
+        }
+        for (const auto& m : req_.models) names.push_back(m);
+        std::string unknown;
+        for (const auto& n : names) {
+            const providers::ModelEntry* entry = gw_.catalog_.Find(n);
+            if (!entry) {
+                if (unknown.empty()) unknown = n;
+                continue;
+            }
+            bool dup = false;
+            for (auto* c : candidates_) dup |= (c == entry);
+            if (!dup) candidates_.push_back(entry);
+        }
+        if (candidates_.empty()) {
+            return Error{"Model " + unknown + " not found: it is not in this gateway's catalog "
+                         "(GET /api/v1/models lists them)"};
+        }
+        return Status::Ok();
+    }
+
+    providers::Provider& ProviderFor(const providers::ModelEntry& m) const {
+        return *gw_.providers_.at(m.provider);
+    }
+
+    // Writes id, model, provider, object and created on a completion or chunk.
+    void Stamp(json::object& obj, std::string_view object_type) {
+        obj["id"] = gen_id_;
+        obj["provider"] = ProviderFor(*model_).display_name();
+        obj["model"] = model_->id;
+        obj["object"] = object_type;
+        obj["created"] = created_;
+    }
+
+    void NormalizeFinish(json::object& choice) {
+        auto* fr = choice.if_contains("finish_reason");
+        if (!fr || !fr->is_string()) {
+            choice["native_finish_reason"] = nullptr;
+            return;
+        }
+        native_finish_reason_ = std::string(fr->as_string());
+        finish_reason_ = std::string(api::NormalizeFinishReason(native_finish_reason_));
+        choice["finish_reason"] = finish_reason_;
+        choice["native_finish_reason"] = native_finish_reason_;
+    }
+
+    // Adds a stream delta to the output kept for the record; true if it carried a token.
+    bool Accumulate(const json::object& delta) {
+        bool token = false;
+        if (auto c = delta.if_contains("content"); c && c->is_string() && !c->as_string().empty()) {
+            content_.append(c->as_string());
+            token = true;
+        }
+        if (auto r = delta.if_contains("reasoning"); r && r->is_string() && !r->as_string().empty()) {
+            reasoning_.append(r->as_string());
+            token = true;
+        }
+        if (auto calls = delta.if_contains("tool_calls"); calls && calls->is_array()) {
+            for (const auto& v : calls->as_array()) {
+                if (!v.is_object()) continue;
+                const auto& call = v.as_object();
+                auto index = static_cast<size_t>(std::max<int64_t>(0, IntField(call, "index")));
+                if (index > 1024) continue;
+                if (tool_calls_.size() <= index) tool_calls_.resize(index + 1);
+                auto& tc = tool_calls_[index];
+                if (auto id = call.if_contains("id"); id && id->is_string()) tc.id = id->as_string();
+                if (auto t = call.if_contains("type"); t && t->is_string()) tc.type = t->as_string();
+                if (auto f = call.if_contains("function"); f && f->is_object()) {
+                    const auto& fn = f->as_object();
+                    if (auto n = fn.if_contains("name"); n && n->is_string()) tc.name += n->as_string();
+                    if (auto a = fn.if_contains("arguments"); a && a->is_string()) {
+                        tc.arguments += a->as_string();
+                    }
+                }
+                token = true;
+            }
+        }
+        return token;
+    }
+
+    // A whole answer's message: tool calls carry no stream index, so each is its own call.
+    void AccumulateMessage(const json::object& message) {
+        json::object copy = message;
+        copy.erase("tool_calls");
+        Accumulate(copy);
+        if (auto calls = message.if_contains("tool_calls"); calls && calls->is_array()) {
+            for (const auto& v : calls->as_array()) {
+                if (!v.is_object()) continue;
+                json::object indexed = v.as_object();
+                indexed["index"] = static_cast<int64_t>(tool_calls_.size());
+                Accumulate(json::object{{"tool_calls", json::array{std::move(indexed)}}});
+            }
+        }
+    }
+
+    json::object UsageJson() const {
+        const auto cost = providers::ComputeCost(*model_, usage_);
+        json::object prompt_details;
+        json::object completion_details;
+        if (auto d = upstream_usage_.if_contains("prompt_tokens_details"); d && d->is_object()) {
+            prompt_details = d->as_object();
+        }
+        if (auto d = upstream_usage_.if_contains("completion_tokens_details"); d && d->is_object()) {
+            completion_details = d->as_object();
+        }
+        prompt_details["cached_tokens"] = usage_.cached_tokens;
+        completion_details["reasoning_tokens"] = usage_.reasoning_tokens;
+        return json::object{{"prompt_tokens", usage_.prompt_tokens},
+                            {"completion_tokens", usage_.completion_tokens},
+                            {"total_tokens", usage_.total_tokens},
+                            {"prompt_tokens_details", std::move(prompt_details)},
+                            {"completion_tokens_details", std::move(completion_details)},
+                            {"cost", cost.total},
+                            {"is_byok", false},
+                            {"cost_details",
+                             json::object{{"upstream_inference_cost", nullptr},
+                                          {"upstream_inference_prompt_cost", cost.prompt},
+                                          {"upstream_inference_completions_cost", cost.completion}}}};
+    }
+
+    http::Headers GenerationHeaders() const { return {{"X-Generation-Id", gen_id_}}; }
+
+    // --- non-streaming -----------------------------------------------------------------
+
+    asio::awaitable<void> RunWhole() {
+        co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+        for (size_t i = 0; i < candidates_.size(); ++i) {
+            model_ = candidates_[i];
+            auto& provider = ProviderFor(*model_);
+            const auto t0 = Clock::now();
+            providers::Call call{req_, *model_, cancel_};
+            auto result = co_await provider.Complete(call);
+            if (result) {
+                if (!first_byte_) first_byte_ = Clock::now();
+                attempts_.push_back({model_->id, provider.display_name(), 200, "", Ms(Clock::now() - t0)});
+                co_await RespondWhole(std::move(result.value()));
+                co_return;
+            }
+            const auto& err = result.error();
+            attempts_.push_back({model_->id, provider.display_name(), err.http_status, err.message,
+                                 Ms(Clock::now() - t0)});
+            if (err.kind == providers::AttemptError::Kind::kCancelled || cancel_.cancelled()) {
+                cancelled_ = true;
+                co_return;
+            }
+            if (err.Retryable() && i + 1 < candidates_.size()) {
+                spdlog::warn("{}: {} failed ({}); falling back to {}", gen_id_, model_->id,
+                             err.message, candidates_[i + 1]->id);
+                continue;
+            }
+            co_await Fail(MapError(err));
+            co_return;
+        }
+    }
+
+    asio::awaitable<void> RespondWhole(json::object completion) {
+        if (auto u = completion.if_contains("usage"); u && u->is_object()) {
+            usage_ = ParseUsage(u->as_object());
+            upstream_usage_ = u->as_object();
+        }
+        if (auto* choices = completion.if_contains("choices"); choices && choices->is_array()) {
+            for (auto& c : choices->as_array()) {
+                if (!c.is_object()) continue;
+                auto& choice = c.as_object();
+                NormalizeFinish(choice);
+                if (auto m = choice.if_contains("message"); m && m->is_object()) {
+                    AccumulateMessage(m->as_object());
+                }
+            }
+        }
+        Stamp(completion, "chat.completion");
+        // Strict clients (@openrouter/sdk) require the key, null or not.
+        if (!completion.contains("system_fingerprint")) completion["system_fingerprint"] = nullptr;
+        completion["usage"] = UsageJson();
+        co_await ex_.Respond(200, kJson, json::serialize(completion), GenerationHeaders());
+    }
+
+    // --- streaming -----------------------------------------------------------------------
+
+    asio::awaitable<void> RunStream() {
+        co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+        for (size_t i = 0; i < candidates_.size(); ++i) {
+            model_ = candidates_[i];
+            auto& provider = ProviderFor(*model_);
+            const auto t0 = Clock::now();
+            providers::Call call{req_, *model_, cancel_};
+            auto result = co_await provider.Stream(call, *this);
+            if (result) {
+                attempts_.push_back({model_->id, provider.display_name(), 200, "", Ms(Clock::now() - t0)});
+                co_await FinishStream();
+                break;
+            }
+            const auto& err = result.error();
+            attempts_.push_back({model_->id, provider.display_name(), err.http_status, err.message,
+                                 Ms(Clock::now() - t0)});
+            if (err.kind == providers::AttemptError::Kind::kCancelled || cancel_.cancelled() ||
+                ex_.client_gone()) {
+                cancelled_ = true;
+                break;
+            }
+            if (!data_sent_ && err.Retryable() && i + 1 < candidates_.size()) {
+                spdlog::warn("{}: {} failed ({}); falling back to {}", gen_id_, model_->id,
+                             err.message, candidates_[i + 1]->id);
+                continue;
+            }
+            if (head_sent_) {
+                co_await WriteStreamError(MapError(err));
+            } else {
+                co_await Fail(MapError(err));
+            }
+            break;
+        }
+        finished_ = true;
+        keepalive_timer_.cancel();
+    }
+
+    asio::awaitable<bool> EnsureStreamStarted() {
+        if (head_sent_) co_return !ex_.client_gone();
+        head_sent_ = true;
+        co_return co_await ex_.StartStream(200, "text/event-stream", GenerationHeaders());
+    }
+
+    asio::awaitable<void> FinishStream() {
+        if (!co_await EnsureStreamStarted()) co_return;
+        json::object last;
+        Stamp(last, "chat.completion.chunk");
+        last["choices"] = json::array{};
+        last["usage"] = UsageJson();
+        if (!co_await ex_.WriteChunk(api::SseData(json::serialize(last)))) co_return;
+        if (!co_await ex_.WriteChunk(std::string(api::kSseDone))) co_return;
+        co_await ex_.EndStream();
+    }
+
+    asio::awaitable<void> WriteStreamError(const api::ApiError& error) {
+        status_ = error.status;
+        error_ = error.message;
+        finish_reason_ = "error";
+        json::object chunk;
+        Stamp(chunk, "chat.completion.chunk");
+        chunk["error"] = api::ErrorObject(error);
+        chunk["choices"] = json::array{json::object{{"index", 0},
+                                                    {"delta", json::object{{"content", ""}}},
+                                                    {"finish_reason", "error"},
+                                                    {"native_finish_reason", nullptr}}};
+        if (co_await ex_.WriteChunk(api::SseData(json::serialize(chunk)))) co_await ex_.EndStream();
+    }
+
+    asio::awaitable<void> KeepAlive() {
+        co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+        const auto interval = std::chrono::milliseconds(gw_.config_.server.sse_keepalive_ms);
+        while (!finished_ && !data_sent_) {
+            keepalive_timer_.expires_after(interval);
+            co_await keepalive_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (finished_ || data_sent_ || ex_.client_gone()) break;
+            if (!co_await EnsureStreamStarted()) break;
+            if (!co_await ex_.WriteChunk(std::string(api::kSseKeepAlive))) break;
+        }
+    }
+
+    // --- shared --------------------------------------------------------------------------
+
+    asio::awaitable<void> Watch() {
+        const bool gone = co_await ex_.WaitClientGone();
+        if (gone) {
+            cancelled_ = true;
+            cancel_.Cancel();
+            keepalive_timer_.cancel();
+        }
+    }
+
+    api::ApiError MapError(const providers::AttemptError& err) const {
+        using K = providers::AttemptError::Kind;
+        api::ApiError out;
+        const std::string& provider = model_ ? ProviderFor(*model_).display_name() : std::string();
+        out.metadata["provider_name"] = provider;
+        out.metadata["raw"] = err.raw.empty() ? err.message : err.raw;
+        switch (err.kind) {
+            case K::kTimeout:
+                out.status = 504;
+                out.message = "The provider timed out: " + err.message;
+                out.metadata["error_type"] = "timeout";
+                break;
+            case K::kHttp:
+            case K::kStream:
+                if (err.http_status == 429) {
+                    out.status = 429;
+                    out.metadata["error_type"] = "rate_limit_exceeded";
+                } else if (err.http_status == 408) {
+                    out.status = 504;
+                    out.metadata["error_type"] = "timeout";
+                } else if (err.http_status == 400 || err.http_status == 413 || err.http_status == 422) {
+                    out.status = err.http_status;
+                    out.metadata["error_type"] = "invalid_request";
+                } else {
+                    out.status = 502;
+                    out.metadata["error_type"] = "provider_unavailable";
+                }
+                out.message = err.message.empty() ? "Provider returned error" : err.message;
+                if (err.retry_after_seconds) out.metadata["retry_after"] = *err.retry_after_seconds;
+                break;
+            case K::kConnect:
+                out.status = 502;
+                out.message = "Cannot reach the provider: " + err.message;
+                out.metadata["error_type"] = "provider_unavailable";
+                break;
+            case K::kProtocol:
+            case K::kCancelled:
+                out.status = 502;
+                out.message = "Invalid response from the provider: " + err.message;
+                out.metadata["error_type"] = "provider_unavailable";
+                break;
+        }
+        return out;
+    }
+
+    asio::awaitable<void> Fail(const api::ApiError& error) {
+        status_ = error.status;
+        error_ = error.message;
+        if (!finish_reason_.empty() || status_ >= 500) finish_reason_ = "error";
+        http::Headers headers = GenerationHeaders();
+        if (auto ra = error.metadata.if_contains("retry_after"); ra && ra->is_int64()) {
+            headers.emplace_back("Retry-After", std::to_string(ra->as_int64()));
+        }
+        co_await ex_.Respond(error.status, kJson, api::ErrorBody(error), std::move(headers));
+    }
+
+    void Record() {
+        const auto end = Clock::now();
+        GenerationInfo info;
+        info.id = gen_id_;
+        info.workspace_id = key_.workspace_id;
+        info.key_id = key_.id;
+        info.key_name = key_.name;
+        if (model_) {
+            info.model = model_->id;
+            info.provider_name = ProviderFor(*model_).display_name();
+            info.cost = providers::ComputeCost(*model_, usage_);
+        }
+        info.user = req_.user;
+        info.session_id = req_.session_id;
+        info.created_at = created_;
+        info.streamed = req_.stream;
+        info.cancelled = cancelled_;
+        info.finish_reason = cancelled_ && finish_reason_.empty() ? "cancelled" : finish_reason_;
+        info.native_finish_reason = native_finish_reason_;
+        info.usage = usage_;
+        info.latency_ms = Ms(end - start_);
+        if (first_byte_) info.generation_time_ms = Ms(end - *first_byte_);
+        if (first_token_) info.time_to_first_token_ms = Ms(*first_token_ - start_);
+        info.status = cancelled_ ? 499 : status_;
+        info.error = error_;
+        info.attempts = attempts_;
+        spdlog::info("chat completion id={} key={} model={} status={} stream={} cancelled={} "
+                     "tokens={}+{} cost={:.8f} latency_ms={:.1f}",
+                     info.id, key_.name, info.model, info.status, info.streamed, info.cancelled,
+                     usage_.prompt_tokens, usage_.completion_tokens, info.cost.total, info.latency_ms);
+        {
+            std::lock_guard lock(gw_.usage_mu_);
+            auto& u = gw_.usage_by_key_[key_.id];
+            u.cost += info.cost.total;
+            u.requests += 1;
+        }
+        gw_.generations_.Add(std::move(info));
+    }
+
+    Gateway& gw_;
+    http::Exchange& ex_;
+    const store::ApiKey& key_;
+    asio::steady_timer keepalive_timer_;
+    base::Canceller cancel_;
+
+    api::ChatRequest req_;
+    std::string gen_id_;
+    int64_t created_ = 0;
+    std::vector<const providers::ModelEntry*> candidates_;
+    const providers::ModelEntry* model_ = nullptr;
+    std::vector<Attempt> attempts_;
+
+    Clock::time_point start_;
+    std::optional<Clock::time_point> first_byte_;
+    std::optional<Clock::time_point> first_token_;
+
+    bool head_sent_ = false;
+    bool data_sent_ = false;
+    bool finished_ = false;
+    bool cancelled_ = false;
+    int status_ = 200;
+    std::string error_;
+
+    providers::Usage usage_;
+    json::object upstream_usage_;
+    std::string content_;
+    std::string reasoning_;
+    std::vector<ToolCall> tool_calls_;
+    std::string finish_reason_;
+    std::string native_finish_reason_;
+};
+
+asio::awaitable<void> Gateway::HandleChat(http::Exchange& exchange, const store::ApiKey& key) {
+    ChatCall call(*this, exchange, key);
+    co_await call.Run();
+}
+
+}  // namespace beacon::gateway

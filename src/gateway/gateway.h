@@ -1,0 +1,62 @@
+// The inference and operations API: routing, authentication, and the chat completions flow
+// (parse, route with fallback, answer whole or streamed, record). Runs on the server's I/O
+// threads; every method that handles a request is a coroutine on the connection's thread.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "gateway/generation_log.h"
+#include "http/exchange.h"
+#include "providers/catalog.h"
+#include "providers/provider.h"
+#include "store/store.h"
+
+namespace beacon::gateway {
+
+class Gateway {
+public:
+    Gateway(const config::Config& config, store::Store& store);
+
+    // Creates the providers; fails on a configuration error.
+    Status Init();
+
+    // The server's request handler.
+    boost::asio::awaitable<void> Handle(http::Exchange& exchange);
+
+    // While draining, /readyz answers 503 so that load balancers stop sending traffic.
+    void SetDraining() { draining_ = true; }
+
+    GenerationLog& generations() { return generations_; }
+
+private:
+    boost::asio::awaitable<void> HandleChat(http::Exchange& exchange, const store::ApiKey& key);
+    boost::asio::awaitable<void> HandleModels(http::Exchange& exchange);
+    boost::asio::awaitable<void> HandleGeneration(http::Exchange& exchange, const store::ApiKey& key);
+    boost::asio::awaitable<void> HandleKey(http::Exchange& exchange, const store::ApiKey& key);
+
+    config::Config config_;
+    store::Store& store_;
+    store::KeyCache keys_;
+    providers::Catalog catalog_;
+    std::map<std::string, std::unique_ptr<providers::Provider>> providers_;
+    GenerationLog generations_{10000};
+    std::atomic<bool> draining_{false};
+    std::string models_json_;  // GET /api/v1/models, built once
+
+    struct KeyUsage {
+        double cost = 0;
+        int64_t requests = 0;
+    };
+    std::mutex usage_mu_;
+    std::map<std::string, KeyUsage> usage_by_key_;
+
+    friend class ChatCall;
+};
+
+}  // namespace beacon::gateway

@@ -1,0 +1,64 @@
+// Recent generations, for GET /api/v1/generation?id=... A bounded in-memory ring: the oldest
+// entries go first. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "providers/catalog.h"
+
+namespace beacon::gateway {
+
+// One upstream attempt, kept for the generation stats and (later) the trace.
+struct Attempt {
+    std::string model;     // catalog id
+    std::string provider;  // display name
+    int status = 0;        // upstream HTTP status, 0 when none was received
+    std::string error;     // empty when the attempt succeeded
+    double latency_ms = 0;
+};
+
+struct GenerationInfo {
+    std::string id;
+    std::string workspace_id;
+    std::string key_id;
+    std::string key_name;
+    std::string model;          // the model that answered (after fallback)
+    std::string provider_name;  // its provider's display name
+    std::string user;
+    std::string session_id;
+    int64_t created_at = 0;     // unix seconds
+    bool streamed = false;
+    bool cancelled = false;
+    std::string finish_reason;         // normalised
+    std::string native_finish_reason;  // as the provider said it
+    providers::Usage usage;
+    providers::Cost cost;
+    double latency_ms = 0;          // request start to end
+    double generation_time_ms = 0;  // first upstream byte to end
+    std::optional<double> time_to_first_token_ms;
+    int status = 200;               // what the client got
+    std::string error;
+    std::vector<Attempt> attempts;
+};
+
+class GenerationLog {
+public:
+    explicit GenerationLog(size_t capacity) : capacity_(capacity) {}
+
+    void Add(GenerationInfo info);
+    std::optional<GenerationInfo> Find(const std::string& id) const;
+
+private:
+    size_t capacity_;
+    mutable std::mutex mu_;
+    std::deque<std::string> order_;
+    std::unordered_map<std::string, GenerationInfo> by_id_;
+};
+
+}  // namespace beacon::gateway

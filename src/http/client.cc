@@ -1,0 +1,314 @@
+#include "http/client.h"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+
+#include <limits>
+#include <unordered_map>
+#include <vector>
+
+namespace beacon::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kPoolIdleLimit = std::chrono::seconds(30);
+constexpr size_t kPoolMaxPerOrigin = 64;
+
+ssl::context& TlsContext() {
+    static ssl::context* ctx = [] {
+        auto* c = new ssl::context(ssl::context::tls_client);
+        c->set_default_verify_paths();
+        c->set_verify_mode(ssl::verify_peer);
+        c->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+        return c;
+    }();
+    return *ctx;
+}
+
+struct Origin {
+    bool tls = false;
+    std::string host;
+    std::string port;
+    std::string target;
+    std::string key() const { return (tls ? "https://" : "http://") + host + ":" + port; }
+};
+
+Result<Origin, ClientError> ParseUrl(const std::string& url) {
+    auto parsed = boost::urls::parse_absolute_uri(url);
+    if (!parsed) return ClientError{ClientError::Kind::kBadUrl, "bad URL: " + url};
+    Origin o;
+    if (parsed->scheme() == "https") {
+        o.tls = true;
+    } else if (parsed->scheme() != "http") {
+        return ClientError{ClientError::Kind::kBadUrl, "unsupported URL scheme in " + url};
+    }
+    o.host = std::string(parsed->encoded_host());
+    if (o.host.size() > 2 && o.host.front() == '[') o.host = o.host.substr(1, o.host.size() - 2);
+    if (o.host.empty()) return ClientError{ClientError::Kind::kBadUrl, "no host in URL " + url};
+    o.port = parsed->has_port() ? std::string(parsed->port()) : (o.tls ? "443" : "80");
+    o.target = std::string(parsed->encoded_path());
+    if (o.target.empty()) o.target = "/";
+    if (parsed->has_query()) o.target += "?" + std::string(parsed->encoded_query());
+    return o;
+}
+
+struct Conn {
+    std::string key;
+    std::unique_ptr<beast::tcp_stream> plain;
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+    beast::flat_buffer buffer;
+    std::chrono::steady_clock::time_point idle_since;
+
+    beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+};
+
+thread_local std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> t_pool;
+
+std::unique_ptr<Conn> TakePooled(const std::string& key) {
+    auto it = t_pool.find(key);
+    if (it == t_pool.end()) return nullptr;
+    auto& idle = it->second;
+    const auto now = std::chrono::steady_clock::now();
+    while (!idle.empty()) {
+        auto conn = std::move(idle.back());
+        idle.pop_back();
+        if (now - conn->idle_since < kPoolIdleLimit && conn->lowest().socket().is_open()) return conn;
+    }
+    return nullptr;
+}
+
+void ReturnToPool(std::unique_ptr<Conn> conn) {
+    auto& idle = t_pool[conn->key];
+    if (idle.size() >= kPoolMaxPerOrigin) return;
+    conn->idle_since = std::chrono::steady_clock::now();
+    idle.push_back(std::move(conn));
+}
+
+ClientError FromNetError(const boost::system::error_code& ec, ClientError::Kind fallback,
+                         const base::Canceller& cancel, std::string_view what) {
+    if (cancel.cancelled()) return {ClientError::Kind::kCancelled, "cancelled"};
+    if (ec == beast::error::timeout) return {ClientError::Kind::kTimeout, std::string(what) + " timed out"};
+    return {fallback, std::string(what) + ": " + ec.message()};
+}
+
+asio::awaitable<Result<std::unique_ptr<Conn>, ClientError>> Connect(const Origin& origin,
+                                                                   ClientTimeouts timeouts,
+                                                                   base::Canceller& cancel) {
+    auto ex = co_await asio::this_coro::executor;
+    auto conn = std::make_unique<Conn>();
+    conn->key = origin.key();
+    if (origin.tls) {
+        conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, TlsContext());
+    } else {
+        conn->plain = std::make_unique<beast::tcp_stream>(ex);
+    }
+    auto& lowest = conn->lowest();
+    cancel.OnCancel([&lowest] { lowest.close(); });
+
+    tcp::resolver resolver(ex);
+    lowest.expires_after(timeouts.connect);
+    auto [rec, results] = co_await resolver.async_resolve(origin.host, origin.port, kTuple);
+    if (cancel.cancelled()) co_return ClientError{ClientError::Kind::kCancelled, "cancelled"};
+    if (rec) {
+        co_return ClientError{ClientError::Kind::kDns,
+                              "cannot resolve " + origin.host + ": " + rec.message()};
+    }
+    auto [cec, endpoint] = co_await lowest.async_connect(results, kTuple);
+    if (cec) {
+        co_return FromNetError(cec, ClientError::Kind::kConnect, cancel,
+                               "connect to " + origin.host + ":" + origin.port);
+    }
+    beast::error_code ignored;
+    lowest.socket().set_option(tcp::no_delay(true), ignored);
+    if (conn->tls) {
+        SSL* native = conn->tls->native_handle();
+        if (!SSL_set_tlsext_host_name(native, origin.host.c_str())) {
+            co_return ClientError{ClientError::Kind::kTls, "cannot set TLS server name"};
+        }
+        conn->tls->set_verify_callback(ssl::host_name_verification(origin.host));
+        auto [hec] = co_await conn->tls->async_handshake(ssl::stream_base::client, kTuple);
+        if (hec) {
+            co_return FromNetError(hec, ClientError::Kind::kTls, cancel,
+                                   "TLS handshake with " + origin.host);
+        }
+    }
+    co_return conn;
+}
+
+using Request = bhttp::request<bhttp::string_body>;
+using Parser = bhttp::response_parser<bhttp::buffer_body>;
+
+template <class Stream>
+asio::awaitable<boost::system::error_code> WriteAndReadHead(Stream& stream, Request& req,
+                                                            beast::flat_buffer& buffer,
+                                                            Parser& parser) {
+    auto [wec, wn] = co_await bhttp::async_write(stream, req, kTuple);
+    if (wec) co_return wec;
+    auto [rec, rn] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+    co_return rec;
+}
+
+template <class Stream>
+asio::awaitable<boost::system::error_code> ReadSome(Stream& stream, beast::flat_buffer& buffer,
+                                                    Parser& parser) {
+    auto [ec, n] = co_await bhttp::async_read_some(stream, buffer, parser, kTuple);
+    co_return ec;
+}
+
+class ResponseImpl final : public ClientResponse {
+public:
+    ResponseImpl(std::unique_ptr<Conn> conn, std::unique_ptr<Parser> parser,
+                 std::chrono::steady_clock::time_point deadline, base::Canceller& cancel)
+        : conn_(std::move(conn)), parser_(std::move(parser)), deadline_(deadline), cancel_(cancel) {}
+
+    ~ResponseImpl() override { cancel_.Clear(); }
+
+    int status() const override { return static_cast<int>(parser_->get().result_int()); }
+
+    std::string_view header(std::string_view name) const override {
+        const auto& h = parser_->get();
+        auto it = h.find(beast::string_view(name.data(), name.size()));
+        if (it == h.end()) return {};
+        return {it->value().data(), it->value().size()};
+    }
+
+    asio::awaitable<Result<std::string, ClientError>> Read() override {
+        for (;;) {
+            if (!conn_ || parser_->is_done()) {
+                Finish();
+                co_return std::string();
+            }
+            auto& body = parser_->get().body();
+            body.data = buf_;
+            body.size = sizeof(buf_);
+            conn_->lowest().expires_at(deadline_);
+            boost::system::error_code ec;
+            if (conn_->tls) {
+                ec = co_await ReadSome(*conn_->tls, conn_->buffer, *parser_);
+            } else {
+                ec = co_await ReadSome(*conn_->plain, conn_->buffer, *parser_);
+            }
+            if (ec == bhttp::error::need_buffer) ec = {};
+            if (ec) {
+                conn_.reset();
+                co_return FromNetError(ec, ClientError::Kind::kProtocol, cancel_,
+                                       "reading the upstream response");
+            }
+            const size_t got = sizeof(buf_) - parser_->get().body().size;
+            if (got > 0) co_return std::string(buf_, got);
+        }
+    }
+
+private:
+    void Finish() {
+        if (!conn_) return;
+        cancel_.Clear();
+        if (parser_->is_done() && parser_->keep_alive()) {
+            conn_->lowest().expires_never();
+            ReturnToPool(std::move(conn_));
+        }
+        conn_.reset();
+    }
+
+    std::unique_ptr<Conn> conn_;
+    std::unique_ptr<Parser> parser_;
+    std::chrono::steady_clock::time_point deadline_;
+    base::Canceller& cancel_;
+    char buf_[16 * 1024];
+};
+
+}  // namespace
+
+std::string_view ClientErrorKindName(ClientError::Kind kind) {
+    switch (kind) {
+        case ClientError::Kind::kBadUrl: return "bad_url";
+        case ClientError::Kind::kDns: return "dns";
+        case ClientError::Kind::kConnect: return "connect";
+        case ClientError::Kind::kTls: return "tls";
+        case ClientError::Kind::kTimeout: return "timeout";
+        case ClientError::Kind::kProtocol: return "protocol";
+        case ClientError::Kind::kCancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
+asio::awaitable<Result<std::string, ClientError>> ClientResponse::ReadAll(size_t limit) {
+    std::string all;
+    for (;;) {
+        auto piece = co_await Read();
+        if (!piece) co_return piece.error();
+        if (piece->empty()) break;
+        if (all.size() < limit) all.append(piece->substr(0, limit - all.size()));
+    }
+    co_return all;
+}
+
+asio::awaitable<Result<std::unique_ptr<ClientResponse>, ClientError>> Send(
+    ClientRequest request, ClientTimeouts timeouts, base::Canceller& cancel) {
+    auto origin = ParseUrl(request.url);
+    if (!origin) co_return origin.error();
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + timeouts.total;
+
+    auto verb = bhttp::string_to_verb(request.method);
+    Request req{verb == bhttp::verb::unknown ? bhttp::verb::post : verb, origin->target, 11};
+    req.set(bhttp::field::host, origin->host);
+    req.set(bhttp::field::user_agent, "beacon/0.1");
+    for (auto& [k, v] : request.headers) req.set(k, v);
+    req.keep_alive(true);
+    req.body() = std::move(request.body);
+    req.prepare_payload();
+
+    // A pooled connection may have been closed by the server while idle; then the first write
+    // or read fails before any response byte, and one fresh connection is tried.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        std::unique_ptr<Conn> conn = attempt == 0 ? TakePooled(origin->key()) : nullptr;
+        const bool reused = conn != nullptr;
+        if (!conn) {
+            auto fresh = co_await Connect(*origin, timeouts, cancel);
+            if (!fresh) {
+                cancel.Clear();  // the action points into the connection that just failed
+                co_return fresh.error();
+            }
+            conn = std::move(fresh.value());
+        } else {
+            auto& lowest = conn->lowest();
+            cancel.OnCancel([&lowest] { lowest.close(); });
+        }
+        auto parser = std::make_unique<Parser>();
+        parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+        conn->lowest().expires_at(std::min(deadline, std::chrono::steady_clock::now() + timeouts.first_byte));
+        boost::system::error_code ec;
+        if (conn->tls) {
+            ec = co_await WriteAndReadHead(*conn->tls, req, conn->buffer, *parser);
+        } else {
+            ec = co_await WriteAndReadHead(*conn->plain, req, conn->buffer, *parser);
+        }
+        if (ec) {
+            cancel.Clear();
+            if (reused && !cancel.cancelled() && ec != beast::error::timeout) continue;
+            co_return FromNetError(ec, ClientError::Kind::kProtocol, cancel,
+                                   "waiting for the upstream response");
+        }
+        co_return std::unique_ptr<ClientResponse>(
+            new ResponseImpl(std::move(conn), std::move(parser), deadline, cancel));
+    }
+    co_return ClientError{ClientError::Kind::kProtocol, "upstream closed the connection"};
+}
+
+}  // namespace beacon::http

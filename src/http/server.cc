@@ -1,0 +1,431 @@
+#include "http/server.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <list>
+#include <optional>
+
+namespace beacon::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using asio::use_awaitable;
+constexpr auto kTuple = asio::as_tuple(use_awaitable);
+
+std::string QueryParam(std::string_view query, std::string_view name) {
+    while (!query.empty()) {
+        auto amp = query.find('&');
+        std::string_view pair = query.substr(0, amp);
+        auto eq = pair.find('=');
+        std::string_view key = pair.substr(0, eq);
+        if (key == name) {
+            std::string_view raw = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+            std::string out;
+            // '+' means space in form encoding; %XX is decoded, a malformed escape kept as is.
+            auto hex = [](char c) -> int {
+                if (c >= '0' && c <= '9') return c - '0';
+                if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+                if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+                return -1;
+            };
+            for (size_t i = 0; i < raw.size(); ++i) {
+                if (raw[i] == '+') {
+                    out.push_back(' ');
+                } else if (raw[i] == '%' && i + 2 < raw.size() &&
+                           hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+                    out.push_back(static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2])));
+                    i += 2;
+                } else {
+                    out.push_back(raw[i]);
+                }
+            }
+            return out;
+        }
+        if (amp == std::string_view::npos) break;
+        query.remove_prefix(amp + 1);
+    }
+    return {};
+}
+
+namespace {
+
+struct SessionState {
+    beast::tcp_stream* stream = nullptr;
+    bool busy = false;
+};
+
+class ExchangeImpl final : public Exchange {
+public:
+    ExchangeImpl(beast::tcp_stream& stream, bhttp::request<bhttp::string_body>& req,
+                 std::chrono::milliseconds write_timeout, bool closing)
+        : stream_(stream),
+          req_(req),
+          write_timeout_(write_timeout),
+          write_turn_(stream.get_executor(), asio::steady_timer::time_point::max()),
+          keep_alive_(req.keep_alive() && !closing) {
+        auto t = req_.target();
+        target_ = std::string_view(t.data(), t.size());
+        auto q = target_.find('?');
+        path_ = target_.substr(0, q);
+        if (q != std::string_view::npos) query_ = target_.substr(q + 1);
+    }
+
+    std::string_view method() const override {
+        auto m = req_.method_string();
+        return {m.data(), m.size()};
+    }
+    std::string_view target() const override { return target_; }
+    std::string_view path() const override { return path_; }
+    std::string_view query() const override { return query_; }
+    std::string_view header(std::string_view name) const override {
+        auto it = req_.find(beast::string_view(name.data(), name.size()));
+        if (it == req_.end()) return {};
+        return {it->value().data(), it->value().size()};
+    }
+    const std::string& body() const override { return req_.body(); }
+    asio::any_io_executor executor() override { return stream_.get_executor(); }
+
+    asio::awaitable<void> Respond(int status, std::string_view content_type, std::string body,
+                                  Headers extra) override {
+        if (responded_ || client_gone_) co_return;
+        responded_ = true;
+        bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), req_.version()};
+        res.set(bhttp::field::server, "beacon");
+        res.set(bhttp::field::content_type, beast::string_view(content_type.data(), content_type.size()));
+        for (auto& [k, v] : extra) res.set(k, v);
+        res.keep_alive(keep_alive_);
+        res.body() = std::move(body);
+        res.prepare_payload();
+        co_await AcquireWrite();
+        stream_.expires_after(write_timeout_);
+        auto [ec, n] = co_await bhttp::async_write(stream_, res, kTuple);
+        ReleaseWrite();
+        if (ec) client_gone_ = true;
+    }
+
+    asio::awaitable<bool> StartStream(int status, std::string_view content_type,
+                                      Headers extra) override {
+        if (responded_ || client_gone_) co_return false;
+        responded_ = true;
+        streaming_ = true;
+        bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(status), req_.version()};
+        res.set(bhttp::field::server, "beacon");
+        res.set(bhttp::field::content_type, beast::string_view(content_type.data(), content_type.size()));
+        res.set(bhttp::field::cache_control, "no-cache");
+        for (auto& [k, v] : extra) res.set(k, v);
+        res.keep_alive(keep_alive_);
+        res.chunked(true);
+        bhttp::response_serializer<bhttp::empty_body> sr{res};
+        co_await AcquireWrite();
+        stream_.expires_after(write_timeout_);
+        auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kTuple);
+        ReleaseWrite();
+        if (ec) client_gone_ = true;
+        co_return !client_gone_;
+    }
+
+    asio::awaitable<bool> WriteChunk(std::string data) override {
+        if (!streaming_ || client_gone_ || data.empty()) co_return !client_gone_;
+        co_await AcquireWrite();
+        if (client_gone_) {
+            ReleaseWrite();
+            co_return false;
+        }
+        stream_.expires_after(write_timeout_);
+        auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)), kTuple);
+        ReleaseWrite();
+        if (ec) client_gone_ = true;
+        co_return !client_gone_;
+    }
+
+    asio::awaitable<void> EndStream() override {
+        if (!streaming_ || stream_ended_ || client_gone_) co_return;
+        stream_ended_ = true;
+        co_await AcquireWrite();
+        stream_.expires_after(write_timeout_);
+        auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kTuple);
+        ReleaseWrite();
+        if (ec) client_gone_ = true;
+    }
+
+    asio::awaitable<bool> WaitClientGone() override {
+        auto& socket = stream_.socket();
+        for (;;) {
+            auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kTuple);
+            if (ec) co_return false;  // cancelled: the request finished first
+            char c;
+            ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                client_gone_ = true;
+                co_return true;
+            }
+            if (n > 0) break;  // pipelined bytes: nothing more can be learnt from readiness
+        }
+        asio::steady_timer forever(stream_.get_executor(), asio::steady_timer::time_point::max());
+        co_await forever.async_wait(kTuple);
+        co_return false;
+    }
+
+    bool responded() const override { return responded_; }
+    bool client_gone() const override { return client_gone_; }
+    bool streaming_open() const { return streaming_ && !stream_ended_; }
+    bool keep_alive() const { return keep_alive_; }
+
+private:
+    // Serialises writes. The timer never expires; cancel() wakes every waiter, which re-checks.
+    asio::awaitable<void> AcquireWrite() {
+        while (writing_) co_await write_turn_.async_wait(kTuple);
+        writing_ = true;
+    }
+    void ReleaseWrite() {
+        writing_ = false;
+        write_turn_.cancel();
+    }
+
+    beast::tcp_stream& stream_;
+    bhttp::request<bhttp::string_body>& req_;
+    std::chrono::milliseconds write_timeout_;
+    asio::steady_timer write_turn_;
+    std::string_view target_, path_, query_;
+    bool keep_alive_;
+    bool writing_ = false;
+    bool responded_ = false;
+    bool streaming_ = false;
+    bool stream_ended_ = false;
+    bool client_gone_ = false;
+};
+
+std::string SimpleError(int status, std::string_view message) {
+    std::string body = R"({"error":{"code":)" + std::to_string(status) + R"(,"message":")";
+    body.append(message);  // callers pass constant, JSON-safe text
+    body.append("\"}}");
+    return body;
+}
+
+}  // namespace
+
+struct Server::Worker {
+    asio::io_context ioc{1};
+    std::optional<tcp::acceptor> acceptor;
+    std::list<SessionState*> sessions;  // touched only on this worker's thread
+    bool stopping = false;
+};
+
+Server::Server(ServerOptions options, Handler handler)
+    : options_(std::move(options)), handler_(std::move(handler)) {}
+
+Server::~Server() { Stop(); }
+
+namespace {
+
+// Writes a short error and closes, reading (and discarding) what the client still sends for a
+// moment so that it sees our answer rather than a connection reset.
+asio::awaitable<void> RejectAndClose(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                     int status, std::string_view message) {
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
+    res.set(bhttp::field::server, "beacon");
+    res.set(bhttp::field::content_type, "application/json");
+    res.keep_alive(false);
+    res.body() = SimpleError(status, message);
+    res.prepare_payload();
+    stream.expires_after(std::chrono::seconds(5));
+    auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
+    if (ec) co_return;
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.expires_after(std::chrono::seconds(2));
+    size_t drained = 0;
+    for (;;) {
+        buffer.consume(buffer.size());
+        auto [rec, rn] = co_await stream.async_read_some(buffer.prepare(64 * 1024), kTuple);
+        if (rec) break;
+        drained += rn;
+        if (drained > 256 * 1024 * 1024) break;
+    }
+}
+
+asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
+                              const ServerOptions* options, const Handler* handler,
+                              std::shared_ptr<std::atomic<int64_t>> in_flight) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    SessionState state{&stream, false};
+    worker->sessions.push_back(&state);
+    auto self = std::prev(worker->sessions.end());
+
+    for (;;) {
+        if (worker->stopping) break;
+        bhttp::request_parser<bhttp::string_body> parser;
+        parser.header_limit(options->max_header_bytes);
+        parser.body_limit(options->max_body_bytes);
+        stream.expires_after(options->idle_timeout);
+        auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+        if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
+            ec == beast::error::timeout || ec == asio::error::connection_reset ||
+            ec == asio::error::eof) {
+            break;
+        }
+        if (ec == bhttp::error::header_limit) {
+            co_await RejectAndClose(stream, buffer, 431, "request headers are too large");
+            break;
+        }
+        if (ec == bhttp::error::body_limit) {
+            co_await RejectAndClose(stream, buffer, 413, "request body is too large");
+            break;
+        }
+        if (ec) {
+            co_await RejectAndClose(stream, buffer, 400, "malformed HTTP request");
+            break;
+        }
+        if (auto expect = parser.get()[bhttp::field::expect];
+            beast::iequals(expect, "100-continue")) {
+            static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), kTuple);
+            if (wec) break;
+        }
+        if (!parser.is_done()) {
+            auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+            if (bec == bhttp::error::body_limit) {
+                co_await RejectAndClose(stream, buffer, 413, "request body is too large");
+                break;
+            }
+            if (bec) {
+                if (bec != beast::error::timeout && bec != bhttp::error::end_of_stream &&
+                    bec != asio::error::connection_reset) {
+                    co_await RejectAndClose(stream, buffer, 400, "malformed HTTP request body");
+                }
+                break;
+            }
+        }
+        stream.expires_never();
+        state.busy = true;
+        in_flight->fetch_add(1);
+        auto req = parser.release();
+        bool keep_alive = false;
+        bool gone = false;
+        {
+            ExchangeImpl exchange(stream, req, options->idle_timeout, worker->stopping);
+            try {
+                co_await (*handler)(exchange);
+            } catch (const std::exception& e) {
+                spdlog::error("unhandled error in request handler: {}", e.what());
+            }
+            if (!exchange.responded()) {
+                co_await exchange.Respond(500, "application/json",
+                                          SimpleError(500, "internal error"), {});
+            } else if (exchange.streaming_open()) {
+                co_await exchange.EndStream();
+            }
+            keep_alive = exchange.keep_alive();
+            gone = exchange.client_gone();
+        }
+        in_flight->fetch_sub(1);
+        state.busy = false;
+        if (!keep_alive || gone) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.close();
+    worker->sessions.erase(self);
+}
+
+asio::awaitable<void> AcceptLoop(Server::Worker* worker, const ServerOptions* options,
+                                 const Handler* handler,
+                                 std::shared_ptr<std::atomic<int64_t>> in_flight) {
+    for (;;) {
+        auto [ec, socket] = co_await worker->acceptor->async_accept(kTuple);
+        if (ec == asio::error::operation_aborted || !worker->acceptor->is_open()) break;
+        if (ec) {
+            // Out of descriptors and the like: back off instead of spinning.
+            spdlog::warn("accept failed: {}", ec.message());
+            asio::steady_timer pause(worker->ioc, std::chrono::milliseconds(50));
+            co_await pause.async_wait(kTuple);
+            continue;
+        }
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        asio::co_spawn(worker->ioc, Session(worker, std::move(socket), options, handler, in_flight),
+                       asio::detached);
+    }
+}
+
+}  // namespace
+
+Result<uint16_t> Server::Start() {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host, ec);
+    if (ec) return Error{"listen: \"" + options_.host + "\" is not an IP address"};
+    uint16_t port = options_.port;
+    const int threads = std::max(1, options_.threads);
+    for (int i = 0; i < threads; ++i) {
+        auto worker = std::make_unique<Worker>();
+        auto& acceptor = worker->acceptor.emplace(worker->ioc);
+        tcp::endpoint endpoint(address, port);
+        acceptor.open(endpoint.protocol(), ec);
+        if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec) {
+            using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+            acceptor.set_option(reuse_port(true), ec);
+        }
+        if (!ec) acceptor.bind(endpoint, ec);
+        if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) {
+            return Error{"cannot listen on " + options_.host + ":" + std::to_string(port) + ": " +
+                         ec.message()};
+        }
+        port = acceptor.local_endpoint().port();
+        workers_.push_back(std::move(worker));
+    }
+    for (auto& w : workers_) {
+        asio::co_spawn(w->ioc, AcceptLoop(w.get(), &options_, &handler_, in_flight_), asio::detached);
+        threads_.emplace_back([worker = w.get()] { worker->ioc.run(); });
+    }
+    return port;
+}
+
+void Server::StopAccepting() {
+    for (auto& w : workers_) {
+        asio::post(w->ioc, [worker = w.get()] {
+            worker->stopping = true;
+            boost::system::error_code ignored;
+            if (worker->acceptor) worker->acceptor->close(ignored);
+            for (auto* s : worker->sessions) {
+                if (!s->busy) s->stream->cancel();
+            }
+        });
+    }
+}
+
+bool Server::WaitIdle(std::chrono::milliseconds deadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (in_flight_->load() > 0) {
+        if (std::chrono::steady_clock::now() >= until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+void Server::Stop() {
+    for (auto& w : workers_) w->ioc.stop();
+    for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+    }
+    threads_.clear();
+}
+
+}  // namespace beacon::http

@@ -1,0 +1,656 @@
+// Integration tests of the gateway core: the real `beacon` binary between fetch and a scripted
+// fake provider. They pin the OpenRouter-compatible contract: response shapes, what reaches the
+// provider, streaming, fallback, error mapping, input validation, the side endpoints, client
+// disconnects and graceful shutdown.
+//
+// Run: BEACON_BIN=build/src/beacon node --test tests/integration/
+
+import { test, describe, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+
+import { startFakeUpstream, chatCompletion, DEFAULT_CONTENT, DEFAULT_STREAM_CHUNKS } from '../fakes/fake_upstream.mjs';
+import {
+    makeTempDir, removeDir, writeConfig, createKey, startBeacon, gatewayConfig,
+    postJson, getJson, readSse, collectSse, pollUntil, withTimeout,
+} from './harness.mjs';
+
+const KEY_NAME = 'integration-tests';
+const GEN_ID_RE = /^gen-\d+-[A-Za-z0-9]{20}$/;
+const PRICES = {
+    'openai/gpt-4o': { prompt: 0.0000025, completion: 0.00001 },
+    'backup/model': { prompt: 0.000001, completion: 0.000002 },
+};
+const BEACON_ONLY_FIELDS = ['models', 'user', 'session_id', 'trace', 'provider', 'route', 'transforms', 'plugins', 'usage'];
+const MESSAGES = [
+    { role: 'system', content: 'You are terse.' },
+    { role: 'user', content: 'Say hello.' },
+];
+const BASE = { model: 'openai/gpt-4o', messages: MESSAGES };
+
+function expectedCost(model, promptTokens, completionTokens) {
+    return promptTokens * PRICES[model].prompt + completionTokens * PRICES[model].completion;
+}
+
+function assertClose(actual, expected, what) {
+    assert.equal(typeof actual, 'number', `${what} must be a number, got ${JSON.stringify(actual)}`);
+    assert.ok(Math.abs(actual - expected) <= 1e-12, `${what}: expected ${expected}, got ${actual}`);
+}
+
+/** A fake upstream plus a Beacon configured for it, with one inference key. */
+async function startStack() {
+    const stack = { fake: null, beacon: null, dir: null };
+    try {
+        stack.fake = await startFakeUpstream();
+        stack.dir = await makeTempDir();
+        const dataDir = path.join(stack.dir, 'data');
+        await mkdir(dataDir);
+        const config = await writeConfig(stack.dir, gatewayConfig(stack.fake.url));
+        stack.key = await createKey(dataDir, { name: KEY_NAME });
+        // A random upstream key proves Beacon reads it from the named variable, not a constant.
+        stack.upstreamKey = `sk-fake-upstream-${randomBytes(8).toString('hex')}`;
+        stack.beacon = await startBeacon({ config, dataDir, env: { FAKE_UPSTREAM_KEY: stack.upstreamKey } });
+        stack.api = `${stack.beacon.baseUrl}/api/v1`;
+        return stack;
+    } catch (err) {
+        await stopStack(stack);
+        throw err;
+    }
+}
+
+async function stopStack(stack) {
+    let code;
+    if (stack?.beacon) code = await stack.beacon.stop();
+    if (stack?.fake) await stack.fake.close();
+    if (stack?.dir) await removeDir(stack.dir);
+    return code;
+}
+
+function chat(stack, body, { key = stack.key, headers, path: p = '/api/v1/chat/completions' } = {}) {
+    return postJson(`${stack.beacon.baseUrl}${p}`, body, { key, headers });
+}
+
+/** Opens a streaming chat request and returns the fetch Response, body unread. */
+async function openStream(stack, body, { headers = {}, signal } = {}) {
+    return fetch(`${stack.api}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.key}`, ...headers },
+        body: JSON.stringify({ ...body, stream: true }),
+        signal,
+    });
+}
+
+/** Splits collected SSE items into the parsed chunks and the raw data payloads. */
+function dataOf(events) {
+    const data = events.filter((e) => e.data !== undefined);
+    return { data, chunks: data.filter((e) => e.json !== undefined).map((e) => e.json) };
+}
+
+function contentDeltas(chunks) {
+    return chunks
+        .flatMap((c) => c.choices ?? [])
+        .map((ch) => ch.delta?.content)
+        .filter((s) => typeof s === 'string' && s.length > 0);
+}
+
+async function generationRecord(stack, id) {
+    return pollUntil(async () => {
+        const r = await getJson(`${stack.api}/generation?id=${encodeURIComponent(id)}`, { key: stack.key });
+        return r.status === 200 ? r : null;
+    }, { what: `generation ${id} to be recorded` });
+}
+
+function assertErrorShape(res, status) {
+    assert.equal(res.status, status, res.text);
+    assert.ok(res.body && typeof res.body.error === 'object', `error body expected, got: ${res.text}`);
+    assert.equal(res.body.error.code, status);
+    assert.equal(typeof res.body.error.message, 'string');
+    assert.ok(res.body.error.message.length > 0, 'error.message must not be empty');
+}
+
+describe('gateway core', { timeout: 60_000 }, () => {
+    let stack;
+    before(async () => {
+        stack = await startStack();
+    });
+    after(async () => {
+        await stopStack(stack);
+    });
+    beforeEach(() => stack.fake.reset());
+
+    describe('authentication', () => {
+        test('a request without a key is refused with 401 and never reaches the provider', async () => {
+            const res = await chat(stack, BASE, { key: null });
+            assertErrorShape(res, 401);
+            assert.equal(stack.fake.requests.length, 0);
+        });
+
+        test('a wrong key is refused with 401', async () => {
+            const res = await chat(stack, BASE, { key: 'sk-or-v1-not-a-real-key' });
+            assertErrorShape(res, 401);
+            assert.equal(stack.fake.requests.length, 0);
+        });
+
+        test('the /v1 alias serves chat completions too', async () => {
+            const res = await chat(stack, BASE, { path: '/v1/chat/completions' });
+            assert.equal(res.status, 200, res.text);
+            assert.equal(res.body.choices[0].message.content, DEFAULT_CONTENT);
+            assert.equal(res.body.model, 'openai/gpt-4o');
+        });
+    });
+
+    describe('non-stream completions', () => {
+        test('answer carries the generation id, catalog model, provider, content and priced usage', async () => {
+            const res = await chat(stack, BASE);
+            assert.equal(res.status, 200, res.text);
+            const b = res.body;
+            assert.match(b.id, GEN_ID_RE);
+            assert.equal(res.headers.get('x-generation-id'), b.id);
+            assert.equal(b.object, 'chat.completion');
+            assert.equal(b.model, 'openai/gpt-4o');
+            assert.equal(b.provider, 'FakeAI');
+            assert.equal(b.choices.length, 1);
+            assert.equal(b.choices[0].message.role, 'assistant');
+            assert.equal(b.choices[0].message.content, DEFAULT_CONTENT);
+            assert.equal(b.choices[0].finish_reason, 'stop');
+            assert.equal(b.choices[0].native_finish_reason, 'stop');
+            assert.equal(b.usage.prompt_tokens, 12);
+            assert.equal(b.usage.completion_tokens, 5);
+            assert.equal(b.usage.total_tokens, 17);
+            assertClose(b.usage.cost, expectedCost('openai/gpt-4o', 12, 5), 'usage.cost');
+            assert.equal(b.usage.prompt_tokens_details.cached_tokens, 0);
+            assert.equal(b.usage.completion_tokens_details.reasoning_tokens, 0);
+        });
+
+        test('two answers get two different generation ids', async () => {
+            const a = await chat(stack, BASE);
+            const b = await chat(stack, BASE);
+            assert.equal(a.status, 200, a.text);
+            assert.equal(b.status, 200, b.text);
+            assert.notEqual(a.body.id, b.body.id);
+        });
+
+        test('the provider gets the upstream model, its own key, sampling fields as sent and no Beacon-only field', async () => {
+            const tools = [{
+                type: 'function',
+                function: {
+                    name: 'get_weather',
+                    description: 'Weather for a city',
+                    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+                },
+            }];
+            const sampling = { temperature: 0.3, max_tokens: 64, top_p: 0.9, stop: ['\n\n', 'END'], seed: 42, tools };
+            const beaconOnly = {
+                models: ['backup/model'],
+                user: 'user-1234',
+                session_id: 'session-abc',
+                trace: { trace_id: 'workflow-1', trace_name: 'Integration', feature: 'forwarding' },
+                provider: { sort: 'price', allow_fallbacks: true },
+                route: 'fallback',
+                transforms: ['middle-out'],
+                plugins: [{ id: 'context-compression', enabled: false }],
+                usage: { include: true },
+            };
+            const res = await chat(stack, { ...BASE, ...sampling, ...beaconOnly });
+            assert.equal(res.status, 200, res.text);
+
+            const [up] = await stack.fake.waitForRequests(1);
+            assert.equal(up.method, 'POST');
+            assert.equal(up.path, '/v1/chat/completions');
+            assert.equal(up.headers.authorization, `Bearer ${stack.upstreamKey}`);
+            assert.equal(up.body.model, 'gpt-4o');
+            assert.deepEqual(up.body.messages, MESSAGES);
+            for (const [field, value] of Object.entries(sampling)) {
+                assert.deepEqual(up.body[field], value, `${field} must be forwarded unchanged`);
+            }
+            for (const field of BEACON_ONLY_FIELDS) {
+                assert.ok(!(field in up.body), `${field} must not be forwarded upstream`);
+            }
+            assert.notEqual(up.body.stream, true, 'a non-stream request must not stream upstream');
+        });
+
+        const finishReasons = [
+            ['stop', 'stop'],
+            ['end_turn', 'stop'],
+            ['length', 'length'],
+            ['max_tokens', 'length'],
+            ['content_filter', 'content_filter'],
+        ];
+        for (const [native, normalized] of finishReasons) {
+            test(`upstream finish_reason "${native}" is reported as "${normalized}" with the raw value kept`, async () => {
+                stack.fake.enqueue({ json: chatCompletion({ finish_reason: native }) });
+                const res = await chat(stack, BASE);
+                assert.equal(res.status, 200, res.text);
+                assert.equal(res.body.choices[0].finish_reason, normalized);
+                assert.equal(res.body.choices[0].native_finish_reason, native);
+            });
+        }
+
+        test('tool calls come back with finish_reason "tool_calls"', async () => {
+            const toolCalls = [{
+                id: 'call_abc123',
+                type: 'function',
+                function: { name: 'get_weather', arguments: '{"city":"Paris"}' },
+            }];
+            stack.fake.enqueue({ json: chatCompletion({ content: null, tool_calls: toolCalls, finish_reason: 'tool_calls' }) });
+            const res = await chat(stack, BASE);
+            assert.equal(res.status, 200, res.text);
+            assert.equal(res.body.choices[0].finish_reason, 'tool_calls');
+            assert.equal(res.body.choices[0].native_finish_reason, 'tool_calls');
+            assert.deepEqual(res.body.choices[0].message.tool_calls, toolCalls);
+        });
+
+        test('usage details default to 0 when the provider reports none', async () => {
+            const usage = { prompt_tokens: 40, completion_tokens: 10, total_tokens: 50 };
+            stack.fake.enqueue({ json: chatCompletion({ usage }) });
+            const res = await chat(stack, BASE);
+            assert.equal(res.status, 200, res.text);
+            const u = res.body.usage;
+            assert.equal(u.prompt_tokens, 40);
+            assert.equal(u.completion_tokens, 10);
+            assert.equal(u.total_tokens, 50);
+            assertClose(u.cost, expectedCost('openai/gpt-4o', 40, 10), 'usage.cost');
+            assert.equal(u.prompt_tokens_details.cached_tokens, 0);
+            assert.equal(u.completion_tokens_details.reasoning_tokens, 0);
+        });
+
+        test('cached and reasoning token counts from the provider are passed on', async () => {
+            const usage = {
+                prompt_tokens: 30,
+                completion_tokens: 20,
+                total_tokens: 50,
+                prompt_tokens_details: { cached_tokens: 16 },
+                completion_tokens_details: { reasoning_tokens: 8 },
+            };
+            stack.fake.enqueue({ json: chatCompletion({ usage }) });
+            const res = await chat(stack, BASE);
+            assert.equal(res.status, 200, res.text);
+            assert.equal(res.body.usage.prompt_tokens_details.cached_tokens, 16);
+            assert.equal(res.body.usage.completion_tokens_details.reasoning_tokens, 8);
+        });
+
+        test('the x-session-id header is accepted, alone or beside a body session_id', async () => {
+            const headerOnly = await chat(stack, BASE, { headers: { 'x-session-id': 'header-session' } });
+            assert.equal(headerOnly.status, 200, headerOnly.text);
+            const both = await chat(stack, { ...BASE, session_id: 'body-session' }, { headers: { 'x-session-id': 'header-session' } });
+            assert.equal(both.status, 200, both.text);
+            assert.equal(both.body.choices[0].message.content, DEFAULT_CONTENT);
+        });
+
+        const legacy = [
+            ['usage: {include: true}', { usage: { include: true } }],
+            ['stream_options on a non-stream request', { stream_options: { include_usage: true } }],
+            ['transforms: ["middle-out"]', { transforms: ['middle-out'] }],
+            ['route: "fallback"', { route: 'fallback' }],
+        ];
+        for (const [name, extra] of legacy) {
+            test(`the legacy field ${name} is accepted`, async () => {
+                const res = await chat(stack, { ...BASE, ...extra });
+                assert.equal(res.status, 200, res.text);
+                assert.equal(res.body.choices[0].message.content, DEFAULT_CONTENT);
+            });
+        }
+    });
+
+    describe('streaming', () => {
+        test('chunks carry the generation id, catalog model and provider; usage comes once, last, then [DONE]', async () => {
+            const res = await openStream(stack, BASE);
+            assert.equal(res.status, 200);
+            assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+            const genId = res.headers.get('x-generation-id');
+            assert.match(genId ?? '', GEN_ID_RE);
+
+            const { data, chunks } = dataOf(await collectSse(res.body));
+            assert.equal(data.at(-1).data, '[DONE]', 'the stream must end with [DONE]');
+            assert.equal(chunks.length, data.length - 1, 'every event before [DONE] must be JSON');
+            for (const c of chunks) {
+                assert.equal(c.object, 'chat.completion.chunk');
+                assert.equal(c.id, genId);
+                assert.equal(c.model, 'openai/gpt-4o');
+                assert.equal(c.provider, 'FakeAI');
+            }
+            assert.deepEqual(contentDeltas(chunks), DEFAULT_STREAM_CHUNKS.map((c) => c.content));
+
+            const withUsage = chunks.filter((c) => c.usage != null);
+            assert.equal(withUsage.length, 1, 'usage must appear exactly once');
+            const last = chunks.at(-1);
+            assert.equal(withUsage[0], last, 'usage must ride on the final chunk');
+            assert.deepEqual(last.choices, []);
+            assert.equal(last.usage.prompt_tokens, 12);
+            assert.equal(last.usage.completion_tokens, 5);
+            assert.equal(last.usage.total_tokens, 17);
+            assertClose(last.usage.cost, expectedCost('openai/gpt-4o', 12, 5), 'usage.cost');
+            const finishes = chunks.flatMap((c) => c.choices).map((ch) => ch.finish_reason).filter((f) => f != null);
+            assert.deepEqual(finishes, ['stop']);
+        });
+
+        test('the provider is asked to stream with usage, whatever the client said about usage', async () => {
+            const res = await openStream(stack, { ...BASE, temperature: 0.2, stream_options: { include_usage: false } });
+            assert.equal(res.status, 200);
+            const { chunks } = dataOf(await collectSse(res.body));
+            assert.equal(chunks.filter((c) => c.usage != null).length, 1, 'usage is always sent');
+
+            const [up] = await stack.fake.waitForRequests(1);
+            assert.equal(up.body.model, 'gpt-4o');
+            assert.equal(up.body.stream, true);
+            assert.equal(up.body.stream_options?.include_usage, true);
+            assert.equal(up.body.temperature, 0.2);
+            assert.equal(up.headers.authorization, `Bearer ${stack.upstreamKey}`);
+        });
+
+        test('usage sent on the provider\'s last content chunk still ends up alone in a final empty-choices chunk', async () => {
+            const usage = { prompt_tokens: 20, completion_tokens: 2, total_tokens: 22 };
+            stack.fake.enqueue({
+                stream: { chunks: [{ content: 'Two' }, { content: ' words', finish_reason: 'stop' }], usage, usageInLastChunk: true },
+            });
+            const res = await openStream(stack, BASE);
+            const { data, chunks } = dataOf(await collectSse(res.body));
+            assert.equal(data.at(-1).data, '[DONE]');
+            assert.deepEqual(contentDeltas(chunks), ['Two', ' words']);
+            const withUsage = chunks.filter((c) => c.usage != null);
+            assert.equal(withUsage.length, 1);
+            assert.equal(withUsage[0], chunks.at(-1));
+            assert.deepEqual(chunks.at(-1).choices, []);
+            assert.equal(chunks.at(-1).usage.total_tokens, 22);
+            assertClose(chunks.at(-1).usage.cost, expectedCost('openai/gpt-4o', 20, 2), 'usage.cost');
+        });
+
+        test('keep-alive comments are sent while the provider has not answered', async () => {
+            stack.fake.enqueue({ delayMs: 400 });
+            const res = await openStream(stack, BASE);
+            assert.equal(res.status, 200);
+            const events = await collectSse(res.body);
+            const firstData = events.findIndex((e) => e.data !== undefined);
+            assert.ok(firstData > 0, 'data events expected after comments');
+            const before = events.slice(0, firstData);
+            assert.ok(before.some((e) => e.comment === 'OPENROUTER PROCESSING'),
+                `a ": OPENROUTER PROCESSING" comment expected before the first data event, got ${JSON.stringify(before)}`);
+            assert.deepEqual(contentDeltas(dataOf(events).chunks), DEFAULT_STREAM_CHUNKS.map((c) => c.content));
+        });
+
+        test('a provider failing mid-stream ends the stream with an error event after the content already sent', async () => {
+            stack.fake.enqueue({
+                stream: {
+                    chunks: [{ content: 'Partial' }, { content: ' answer' }, { content: ' never' }, { content: ' sent', finish_reason: 'stop' }],
+                    failAfter: 2,
+                },
+            });
+            const res = await openStream(stack, BASE);
+            assert.equal(res.status, 200);
+            const genId = res.headers.get('x-generation-id');
+            const { data, chunks } = dataOf(await collectSse(res.body));
+
+            const errorAt = chunks.findIndex((c) => c.error !== undefined);
+            assert.ok(errorAt >= 0, `an error event expected, got ${JSON.stringify(chunks)}`);
+            assert.equal(errorAt, chunks.length - 1, 'the error event must be the last JSON event');
+            assert.deepEqual(contentDeltas(chunks.slice(0, errorAt)), ['Partial', ' answer']);
+
+            const errEvent = chunks[errorAt];
+            assert.equal(errEvent.id, genId);
+            assert.equal(errEvent.object, 'chat.completion.chunk');
+            assert.equal(typeof errEvent.error.code, 'number');
+            assert.equal(typeof errEvent.error.message, 'string');
+            assert.equal(errEvent.choices[0].finish_reason, 'error');
+
+            // [DONE] after the error event is allowed, nothing else is.
+            const afterError = data.slice(data.findIndex((e) => e.json === errEvent) + 1).map((e) => e.data);
+            assert.ok(afterError.length === 0 || (afterError.length === 1 && afterError[0] === '[DONE]'),
+                `unexpected events after the error: ${JSON.stringify(afterError)}`);
+        });
+    });
+
+    describe('fallback', () => {
+        const triggers = [
+            ['a 503', { status: 503 }],
+            ['a 429', { status: 429, headers: { 'retry-after': '1' } }],
+            ['a dropped connection', { destroy: true }],
+            ['a hang past first_byte_timeout_ms', { hang: true }],
+        ];
+        for (const [name, script] of triggers) {
+            test(`${name} from the first model moves on to the next one in models`, async () => {
+                stack.fake.enqueue(script);
+                const res = await chat(stack, { ...BASE, models: ['backup/model'] });
+                assert.equal(res.status, 200, res.text);
+                assert.equal(res.body.model, 'backup/model');
+                assert.equal(res.body.provider, 'FakeAI');
+                assert.equal(res.body.choices[0].message.content, DEFAULT_CONTENT);
+                // Billed as the model that answered.
+                assertClose(res.body.usage.cost, expectedCost('backup/model', 12, 5), 'usage.cost');
+
+                assert.equal(stack.fake.requests.length, 2);
+                assert.deepEqual(stack.fake.requests.map((r) => r.body.model), ['gpt-4o', 'backup-model']);
+            });
+        }
+
+        test('a stream falls back before its first token and reports the model that answered', async () => {
+            stack.fake.enqueue({ status: 503 });
+            const res = await openStream(stack, { ...BASE, models: ['backup/model'] });
+            assert.equal(res.status, 200);
+            const { data, chunks } = dataOf(await collectSse(res.body));
+            assert.equal(data.at(-1).data, '[DONE]');
+            assert.ok(chunks.length > 0);
+            for (const c of chunks) assert.equal(c.model, 'backup/model');
+            assert.deepEqual(contentDeltas(chunks), DEFAULT_STREAM_CHUNKS.map((c) => c.content));
+            assert.deepEqual(stack.fake.requests.map((r) => r.body.model), ['gpt-4o', 'backup-model']);
+        });
+    });
+
+    describe('provider errors without a fallback', () => {
+        test('a provider 500 becomes a 502 naming the provider and carrying its raw body', async () => {
+            const raw = 'upstream exploded: the GPU is on fire';
+            stack.fake.enqueue({ status: 500, text: raw });
+            const res = await chat(stack, BASE);
+            assertErrorShape(res, 502);
+            assert.equal(res.body.error.metadata?.provider_name, 'FakeAI');
+            assert.equal(res.body.error.metadata?.raw, raw);
+        });
+
+        test('a provider 400 stays a 400 and carries its raw body', async () => {
+            const raw = JSON.stringify({ error: { message: "Invalid 'max_tokens': too large", type: 'invalid_request_error', param: 'max_tokens' } });
+            stack.fake.enqueue({ status: 400, text: raw, headers: { 'content-type': 'application/json' } });
+            const res = await chat(stack, BASE);
+            assertErrorShape(res, 400);
+            assert.equal(res.body.error.metadata?.raw, raw);
+        });
+
+        test('a provider silent past first_byte_timeout_ms gives a 504 well before the total timeout', async () => {
+            stack.fake.enqueue({ hang: true });
+            const started = performance.now();
+            const res = await chat(stack, BASE);
+            const elapsed = performance.now() - started;
+            assertErrorShape(res, 504);
+            assert.ok(elapsed >= 1400, `504 after ${elapsed.toFixed(0)} ms, before first_byte_timeout_ms (1500)`);
+            assert.ok(elapsed < 4500, `504 after ${elapsed.toFixed(0)} ms, not driven by first_byte_timeout_ms`);
+        });
+
+        test('a provider 429 stays a 429', async () => {
+            stack.fake.enqueue({ status: 429, json: { error: { message: 'Rate limit reached', type: 'requests' } } });
+            const res = await chat(stack, BASE);
+            assertErrorShape(res, 429);
+        });
+    });
+
+    describe('input validation', () => {
+        const invalid = [
+            ['malformed JSON', '{"model": "openai/gpt-4o", "messages": [', 400, null],
+            ['missing messages', { model: 'openai/gpt-4o' }, 400, /messages/i],
+            ['a temperature that is not a number', { ...BASE, temperature: 'hot' }, 400, /temperature/i],
+            ['a user longer than 128 characters', { ...BASE, user: 'u'.repeat(129) }, 400, /user/i],
+            ['a session_id longer than 256 characters', { ...BASE, session_id: 's'.repeat(257) }, 400, null],
+            ['a trace that is a string', { ...BASE, trace: 'trace-1' }, 400, /trace/i],
+            ['a trace that is an array', { ...BASE, trace: [{ trace_id: 'x' }] }, 400, /trace/i],
+            ['an unknown model', { ...BASE, model: 'nobody/no-such-model' }, 404, null],
+        ];
+        for (const [name, body, status, mention] of invalid) {
+            test(`${name} is refused with ${status} before reaching the provider`, async () => {
+                const res = await chat(stack, body);
+                assertErrorShape(res, status);
+                if (mention) assert.match(res.body.error.message, mention);
+                assert.equal(stack.fake.requests.length, 0);
+            });
+        }
+
+        test('user and session_id at their maximum length are accepted', async () => {
+            const res = await chat(stack, { ...BASE, user: 'u'.repeat(128), session_id: 's'.repeat(256) });
+            assert.equal(res.status, 200, res.text);
+        });
+
+        test('a body over max_body_bytes is refused with 413', async () => {
+            const body = { ...BASE, messages: [{ role: 'user', content: 'x'.repeat(70_000) }] };
+            const res = await chat(stack, body);
+            assertErrorShape(res, 413);
+            assert.equal(stack.fake.requests.length, 0);
+        });
+
+        test('a body just under max_body_bytes is accepted', async () => {
+            const body = { ...BASE, messages: [{ role: 'user', content: 'x'.repeat(60_000) }] };
+            const res = await chat(stack, body);
+            assert.equal(res.status, 200, res.text);
+        });
+    });
+
+    describe('side endpoints', () => {
+        test('GET /api/v1/models lists the catalog with string prices', async () => {
+            const res = await getJson(`${stack.api}/models`, { key: stack.key });
+            assert.equal(res.status, 200, res.text);
+            assert.ok(Array.isArray(res.body.data));
+            const gpt = res.body.data.find((m) => m.id === 'openai/gpt-4o');
+            assert.ok(gpt, 'openai/gpt-4o must be listed');
+            assert.equal(gpt.pricing.prompt, '0.0000025');
+            assert.equal(gpt.pricing.completion, '0.00001');
+            assert.equal(typeof gpt.context_length, 'number');
+            assert.ok(res.body.data.some((m) => m.id === 'backup/model'), 'backup/model must be listed');
+        });
+
+        test('GET /api/v1/generation returns the record of a completed request', async () => {
+            const done = await chat(stack, BASE);
+            assert.equal(done.status, 200, done.text);
+            const { body } = await generationRecord(stack, done.body.id);
+            const g = body.data;
+            assert.equal(g.id, done.body.id);
+            assert.equal(g.model, 'openai/gpt-4o');
+            assert.equal(g.provider_name, 'FakeAI');
+            assert.equal(g.tokens_prompt, 12);
+            assert.equal(g.tokens_completion, 5);
+            assertClose(g.total_cost, expectedCost('openai/gpt-4o', 12, 5), 'total_cost');
+            assert.equal(g.streamed, false);
+            assert.equal(g.cancelled, false);
+            assert.equal(g.finish_reason, 'stop');
+            assert.equal(typeof g.latency, 'number');
+            assert.ok(g.latency >= 0);
+        });
+
+        test('a streamed request is recorded as streamed', async () => {
+            const res = await openStream(stack, BASE);
+            const genId = res.headers.get('x-generation-id');
+            await collectSse(res.body);
+            const g = (await generationRecord(stack, genId)).body.data;
+            assert.equal(g.streamed, true);
+            assert.equal(g.cancelled, false);
+            assert.equal(g.tokens_prompt, 12);
+            assert.equal(g.tokens_completion, 5);
+            assert.equal(g.finish_reason, 'stop');
+        });
+
+        test('an unknown generation id is a 404', async () => {
+            const res = await getJson(`${stack.api}/generation?id=gen-1700000000-AAAAAAAAAAAAAAAAAAAA`, { key: stack.key });
+            assertErrorShape(res, 404);
+        });
+
+        test('GET /api/v1/key describes the calling key', async () => {
+            const res = await getJson(`${stack.api}/key`, { key: stack.key });
+            assert.equal(res.status, 200, res.text);
+            assert.equal(res.body.data.label, KEY_NAME);
+            assert.equal(res.body.data.is_management_key, false);
+        });
+
+        test('health and readiness probes answer 200', async () => {
+            for (const p of ['/healthz', '/readyz']) {
+                const res = await fetch(`${stack.beacon.baseUrl}${p}`);
+                assert.equal(res.status, 200, `${p} answered ${res.status}`);
+                await res.body?.cancel();
+            }
+        });
+    });
+});
+
+describe('client disconnect', { timeout: 30_000 }, () => {
+    let stack;
+    before(async () => {
+        stack = await startStack();
+    });
+    after(async () => {
+        await stopStack(stack);
+    });
+
+    test('a client leaving mid-stream makes Beacon close its provider connection', async () => {
+        const chunks = Array.from({ length: 50 }, (_, i) => ({ content: `tok${i} ` }));
+        stack.fake.enqueue({ stream: { chunks, chunkDelayMs: 200 } });
+        const controller = new AbortController();
+        const res = await openStream(stack, BASE, { signal: controller.signal });
+        assert.equal(res.status, 200);
+        const genId = res.headers.get('x-generation-id');
+
+        // Read by hand rather than with for-await: leaving a for-await loop would cancel the
+        // body itself, and this test is about the abort below.
+        const events = readSse(res.body);
+        let first;
+        while (first === undefined) {
+            const { value, done } = await events.next();
+            assert.ok(!done, 'the stream ended before any content');
+            if (value.json !== undefined && contentDeltas([value.json]).length > 0) first = value.json;
+        }
+        assert.deepEqual(contentDeltas([first]), ['tok0 ']);
+        controller.abort();
+        await assert.rejects(events.next(), { name: 'AbortError' });
+
+        await withTimeout(stack.fake.waitForAbort(1), 3000, 'Beacon to close the provider connection');
+        assert.equal(stack.fake.requests.length, 1);
+
+        const g = (await generationRecord(stack, genId)).body.data;
+        assert.equal(g.streamed, true);
+        assert.equal(g.cancelled, true);
+
+        const health = await fetch(`${stack.beacon.baseUrl}/healthz`);
+        assert.equal(health.status, 200, 'Beacon must keep serving after a disconnect');
+    });
+});
+
+describe('graceful shutdown', { timeout: 30_000 }, () => {
+    let stack;
+    before(async () => {
+        stack = await startStack();
+    });
+    after(async () => {
+        await stopStack(stack);
+    });
+
+    test('SIGTERM lets an in-flight stream finish, then Beacon exits 0', async () => {
+        const parts = Array.from({ length: 10 }, (_, i) => `part${i} `);
+        stack.fake.enqueue({
+            stream: { chunks: parts.map((content, i) => ({ content, finish_reason: i === parts.length - 1 ? 'stop' : undefined })), chunkDelayMs: 150 },
+        });
+        const res = await openStream(stack, BASE);
+        assert.equal(res.status, 200);
+
+        const seen = [];
+        let terminated = false;
+        for await (const ev of readSse(res.body)) {
+            seen.push(ev);
+            if (!terminated && ev.json !== undefined && contentDeltas([ev.json]).length > 0) {
+                // The first token is out and nine more are still to come from the provider.
+                assert.ok(stack.beacon.proc.kill('SIGTERM'), 'SIGTERM must be delivered');
+                terminated = true;
+            }
+        }
+        assert.ok(terminated, 'the stream produced no content before ending');
+        const { data, chunks } = dataOf(seen);
+        assert.deepEqual(contentDeltas(chunks), parts);
+        assert.equal(data.at(-1).data, '[DONE]');
+
+        const code = await withTimeout(stack.beacon.exited, 15_000, 'Beacon to exit after SIGTERM');
+        assert.equal(code, 0, `exit code ${code}; stderr:\n${stack.beacon.stderr}`);
+    });
+});
