@@ -2,11 +2,9 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
-#include <tuple>
-
 #include <cmath>
 #include <initializer_list>
+#include <tuple>
 
 namespace beacon::api {
 namespace json = boost::json;
@@ -18,30 +16,36 @@ Error FieldError(std::string_view field, std::string_view what) {
 
 const char* KindName(const json::value& v) {
     switch (v.kind()) {
-        case json::kind::null: return "null";
-        case json::kind::bool_: return "a boolean";
+        case json::kind::null:
+            return "null";
+        case json::kind::bool_:
+            return "a boolean";
         case json::kind::int64:
         case json::kind::uint64:
-        case json::kind::double_: return "a number";
-        case json::kind::string: return "a string";
-        case json::kind::array: return "an array";
-        case json::kind::object: return "an object";
+        case json::kind::double_:
+            return "a number";
+        case json::kind::string:
+            return "a string";
+        case json::kind::array:
+            return "an array";
+        case json::kind::object:
+            return "an object";
     }
     return "a value";
 }
 
 Status Expect(bool ok, std::string_view field, const json::value& v, std::string_view expected) {
     if (ok) return Status::Ok();
-    return FieldError(field, std::string("expected ") + std::string(expected) + ", got " +
-                                 KindName(v));
+    return FieldError(field,
+                      std::string("expected ") + std::string(expected) + ", got " + KindName(v));
 }
 
 Status NumberInRange(const json::object& body, std::string_view field, double lo, double hi) {
     auto it = body.find(field);
     if (it == body.end() || it->value().is_null()) return Status::Ok();
     const auto& v = it->value();
-    const std::string expected = "a number between " + json::serialize(json::value(lo)) +
-                                 " and " + json::serialize(json::value(hi));
+    const std::string expected = "a number between " + json::serialize(json::value(lo)) + " and " +
+                                 json::serialize(json::value(hi));
     if (!v.is_number()) return Expect(false, field, v, expected);
     double d = v.to_number<double>();
     if (!std::isfinite(d) || d < lo || d > hi) return FieldError(field, "expected " + expected);
@@ -153,8 +157,8 @@ Status ParseTrace(const json::value& v, TraceOptions& out) {
         for (const auto& k : known) {
             if (kv.key() != k.key) continue;
             matched = true;
-            auto s = OptionalString(obj, k.key, "trace." + std::string(k.key),
-                                    kMaxTraceStringLength);
+            auto s =
+                OptionalString(obj, k.key, "trace." + std::string(k.key), kMaxTraceStringLength);
             if (!s) return s.error();
             *k.target = std::move(s.value());
         }
@@ -204,14 +208,16 @@ Result<ChatRequest> ParseChatRequest(std::string_view text) {
         req.model = std::move(m.value());
     }
     if (auto it = b.find("models"); it != b.end() && !it->value().is_null()) {
-        if (!it->value().is_array()) return Expect(false, "models", it->value(), "an array").error();
+        if (!it->value().is_array())
+            return Expect(false, "models", it->value(), "an array").error();
         for (const auto& m : it->value().as_array()) {
             if (!m.is_string()) return Expect(false, "models[]", m, "a string").error();
             req.models.emplace_back(m.as_string());
         }
     }
     if (auto it = b.find("stream"); it != b.end() && !it->value().is_null()) {
-        if (!it->value().is_bool()) return Expect(false, "stream", it->value(), "a boolean").error();
+        if (!it->value().is_bool())
+            return Expect(false, "stream", it->value(), "a boolean").error();
         req.stream = it->value().as_bool();
     }
 
@@ -273,7 +279,8 @@ Result<ChatRequest> ParseChatRequest(std::string_view text) {
         }
     }
     if (auto it = b.find("route"); it != b.end() && !it->value().is_null()) {
-        if (!it->value().is_string()) return Expect(false, "route", it->value(), "a string").error();
+        if (!it->value().is_string())
+            return Expect(false, "route", it->value(), "a string").error();
     }
     if (auto it = b.find("metadata"); it != b.end()) {
         if (auto s = ValidateMetadata(it->value()); !s) return s.error();

@@ -2,33 +2,45 @@
 
 namespace beacon::api {
 
+namespace {
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+}  // namespace
+
 bool SseParser::Feed(std::string_view bytes, const std::function<void(SseEvent&&)>& on_event) {
     if (failed_) return false;
-    if (!started_ && !bytes.empty()) {
-        // A UTF-8 byte order mark may open the stream; it is not part of the first field.
-        started_ = true;
-        if (bytes.size() >= 3 && bytes.substr(0, 3) == "\xEF\xBB\xBF") bytes.remove_prefix(3);
-    }
     for (char c : bytes) {
-        if (c == '\n' && last_was_cr_) {
-            last_was_cr_ = false;  // the LF of a CRLF pair: the line already ended at CR
-            continue;
+        if (!bom_checked_) {
+            // A UTF-8 byte order mark may open the stream; it is not part of the first field.
+            // It can arrive split across reads, so it is matched byte by byte.
+            if (c == kBom[bom_matched_]) {
+                if (++bom_matched_ == kBom.size()) bom_checked_ = true;
+                continue;
+            }
+            bom_checked_ = true;
+            for (size_t i = 0; i < bom_matched_; ++i) {
+                if (!Consume(kBom[i], on_event)) return false;
+            }
         }
-        last_was_cr_ = false;
-        if (c == '\r' || c == '\n') {
-            last_was_cr_ = (c == '\r');
-            ProcessLine(line_, on_event);
-            line_.clear();
-            if (failed_) return false;
-            continue;
-        }
-        line_.push_back(c);
-        if (line_.size() + pending_.data.size() > max_event_bytes_) {
-            failed_ = true;
-            return false;
-        }
+        if (!Consume(c, on_event)) return false;
     }
     return true;
+}
+
+bool SseParser::Consume(char c, const std::function<void(SseEvent&&)>& on_event) {
+    if (c == '\n' && last_was_cr_) {
+        last_was_cr_ = false;  // the LF of a CRLF pair: the line already ended at CR
+        return true;
+    }
+    last_was_cr_ = false;
+    if (c == '\r' || c == '\n') {
+        last_was_cr_ = (c == '\r');
+        ProcessLine(line_, on_event);
+        line_.clear();
+        return !failed_;
+    }
+    line_.push_back(c);
+    if (line_.size() + pending_.data.size() > max_event_bytes_) failed_ = true;
+    return !failed_;
 }
 
 void SseParser::ProcessLine(std::string_view line,

@@ -16,9 +16,10 @@ struct SseEvent {
 };
 
 class SseParser {
-public:
+  public:
     // Events larger than `max_event_bytes` put the parser in the failed state.
-    explicit SseParser(size_t max_event_bytes = 8 * 1024 * 1024) : max_event_bytes_(max_event_bytes) {}
+    explicit SseParser(size_t max_event_bytes = 8 * 1024 * 1024)
+        : max_event_bytes_(max_event_bytes) {}
 
     // Feeds bytes; calls `on_event` for every complete event. Returns false once an event
     // exceeded the size bound (the stream must then be abandoned).
@@ -26,7 +27,9 @@ public:
 
     bool failed() const { return failed_; }
 
-private:
+  private:
+    // One byte after the BOM check; false once the parser has failed.
+    bool Consume(char c, const std::function<void(SseEvent&&)>& on_event);
     void ProcessLine(std::string_view line, const std::function<void(SseEvent&&)>& on_event);
 
     size_t max_event_bytes_;
@@ -34,7 +37,8 @@ private:
     SseEvent pending_;
     bool has_data_ = false;
     bool last_was_cr_ = false;
-    bool started_ = false;
+    size_t bom_matched_ = 0;  // bytes of a leading BOM seen so far
+    bool bom_checked_ = false;
     bool failed_ = false;
 };
 

@@ -10,7 +10,7 @@
 namespace beacon::base {
 
 class Canceller {
-public:
+  public:
     bool cancelled() const { return cancelled_; }
 
     // Installs the action for the current piece of work (replacing any earlier one). If the
@@ -27,7 +27,7 @@ public:
         if (action_) action_();
     }
 
-private:
+  private:
     std::function<void()> action_;
     bool cancelled_ = false;
 };

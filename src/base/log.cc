@@ -8,7 +8,7 @@ namespace {
 
 // `%*` in a pattern: the message, escaped so that a JSON log line stays valid whatever it says.
 class JsonMessageFlag final : public spdlog::custom_flag_formatter {
-public:
+  public:
     void format(const spdlog::details::log_msg& msg, const std::tm&,
                 spdlog::memory_buf_t& dest) override {
         auto escaped = JsonEscape(std::string_view(msg.payload.data(), msg.payload.size()));
@@ -42,11 +42,21 @@ std::string JsonEscape(std::string_view s) {
     out.reserve(s.size());
     for (unsigned char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20) {
                     static constexpr char kHex[] = "0123456789abcdef";

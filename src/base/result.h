@@ -14,7 +14,7 @@ struct Error {
 
 template <class T, class E = Error>
 class Result {
-public:
+  public:
     Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
     Result(E error) : v_(std::move(error)) {}  // NOLINT: implicit by design
 
@@ -31,13 +31,13 @@ public:
 
     const E& error() const { return std::get<1>(v_); }
 
-private:
+  private:
     std::variant<T, E> v_;
 };
 
 // Result for operations that produce no value.
 class Status {
-public:
+  public:
     Status() = default;
     Status(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT: implicit by design
     static Status Ok() { return Status(); }
@@ -46,7 +46,7 @@ public:
     explicit operator bool() const { return ok_; }
     const Error& error() const { return error_; }
 
-private:
+  private:
     Error error_;
     bool ok_ = true;
 };

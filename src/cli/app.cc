@@ -1,10 +1,9 @@
 #include "cli/app.h"
 
 #include <signal.h>
-
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -78,7 +77,8 @@ int Serve(const CommonOptions& o) {
                   << std::endl;
         has_inference_key = true;
     }
-    if (!has_inference_key) spdlog::warn("no active inference key: create one with `beacon keys create`");
+    if (!has_inference_key)
+        spdlog::warn("no active inference key: create one with `beacon keys create`");
 
     gateway::Gateway gw(*c, **store);
     if (auto s = gw.Init(); !s) return Fail(s.error().message);
@@ -87,8 +87,9 @@ int Serve(const CommonOptions& o) {
     http::ServerOptions so;
     so.host = listen->first;
     so.port = listen->second;
-    so.threads = c->server.threads > 0 ? c->server.threads
-                                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    so.threads = c->server.threads > 0
+                     ? c->server.threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     so.max_body_bytes = c->server.max_body_bytes;
     so.max_header_bytes = c->server.max_header_bytes;
     so.idle_timeout = std::chrono::milliseconds(c->server.idle_timeout_ms);

@@ -1,9 +1,9 @@
 #include "config/config.h"
 
-#include <boost/url/parse.hpp>
-
-#include <set>
 #include <toml++/toml.h>
+
+#include <boost/url/parse.hpp>
+#include <set>
 
 namespace beacon::config {
 namespace {
@@ -16,13 +16,14 @@ Status Read(const toml::table& t, std::string_view key, T& out, const std::strin
         out = *v;
         return Status::Ok();
     }
-    return Error{"config: " + where + key.data() + " has the wrong type"};
+    return Error{"config: " + where + std::string(key) + " has the wrong type"};
 }
 
 Status ReadInt(const toml::table& t, std::string_view key, int& out, const std::string& where) {
     int64_t v = out;
     if (auto s = Read(t, key, v, where); !s) return s;
-    if (v < 0 || v > INT32_MAX) return Error{"config: " + where + std::string(key) + " out of range"};
+    if (v < 0 || v > INT32_MAX)
+        return Error{"config: " + where + std::string(key) + " out of range"};
     out = static_cast<int>(v);
     return Status::Ok();
 }
@@ -36,10 +37,11 @@ Status ReadProvider(const toml::table& t, ProviderConfig& p, size_t index) {
                                {"display_name", &p.display_name}}) {
         if (auto s = Read(t, key, *target, where); !s) return s;
     }
-    for (auto [key, target] : {std::pair<std::string_view, int*>{"connect_timeout_ms", &p.connect_timeout_ms},
-                               {"first_byte_timeout_ms", &p.first_byte_timeout_ms},
-                               {"total_timeout_ms", &p.total_timeout_ms},
-                               {"chunk_delay_ms", &p.chunk_delay_ms}}) {
+    for (auto [key, target] :
+         {std::pair<std::string_view, int*>{"connect_timeout_ms", &p.connect_timeout_ms},
+          {"first_byte_timeout_ms", &p.first_byte_timeout_ms},
+          {"total_timeout_ms", &p.total_timeout_ms},
+          {"chunk_delay_ms", &p.chunk_delay_ms}}) {
         if (auto s = ReadInt(t, key, *target, where); !s) return s;
     }
     if (auto headers = t.get_as<toml::table>("headers")) {
@@ -63,8 +65,9 @@ Status ReadModel(const toml::table& t, ModelConfig& m, size_t index) {
         if (auto s = Read(t, key, *target, where); !s) return s;
     }
     if (auto s = Read(t, "context_length", m.context_length, where); !s) return s;
-    for (auto [key, target] : {std::pair<std::string_view, double*>{"prompt_price", &m.prompt_price},
-                               {"completion_price", &m.completion_price}}) {
+    for (auto [key, target] :
+         {std::pair<std::string_view, double*>{"prompt_price", &m.prompt_price},
+          {"completion_price", &m.completion_price}}) {
         // Accept integers too: `prompt_price = 0` is a natural thing to write.
         if (const toml::node* node = t.get(key)) {
             if (auto v = node->value<double>()) {
@@ -106,14 +109,14 @@ Config DefaultConfig() {
     return c;
 }
 
-Result<Config> LoadConfigFile(const std::string& path) {
-    toml::table root;
-    try {
-        root = toml::parse_file(path);
-    } catch (const toml::parse_error& e) {
-        return Error{"config: " + path + ": " + std::string(e.description()) + " (line " +
-                     std::to_string(e.source().begin.line) + ")"};
-    }
+namespace {
+
+Error ParseError(std::string_view source_name, const toml::parse_error& e) {
+    return Error{"config: " + std::string(source_name) + ": " + std::string(e.description()) +
+                 " (line " + std::to_string(e.source().begin.line) + ")"};
+}
+
+Result<Config> FromTable(const toml::table& root) {
     Config c;
     if (auto server = root.get_as<toml::table>("server")) {
         const std::string w = "server.";
@@ -121,9 +124,12 @@ Result<Config> LoadConfigFile(const std::string& path) {
         if (auto st = Read(*server, "listen", s.listen, w); !st) return st.error();
         if (auto st = Read(*server, "default_model", s.default_model, w); !st) return st.error();
         if (auto st = ReadInt(*server, "threads", s.threads, w); !st) return st.error();
-        if (auto st = ReadInt(*server, "idle_timeout_ms", s.idle_timeout_ms, w); !st) return st.error();
-        if (auto st = ReadInt(*server, "shutdown_timeout_ms", s.shutdown_timeout_ms, w); !st) return st.error();
-        if (auto st = ReadInt(*server, "sse_keepalive_ms", s.sse_keepalive_ms, w); !st) return st.error();
+        if (auto st = ReadInt(*server, "idle_timeout_ms", s.idle_timeout_ms, w); !st)
+            return st.error();
+        if (auto st = ReadInt(*server, "shutdown_timeout_ms", s.shutdown_timeout_ms, w); !st)
+            return st.error();
+        if (auto st = ReadInt(*server, "sse_keepalive_ms", s.sse_keepalive_ms, w); !st)
+            return st.error();
         int64_t body = static_cast<int64_t>(s.max_body_bytes);
         if (auto st = Read(*server, "max_body_bytes", body, w); !st) return st.error();
         if (body <= 0) return Error{"config: server.max_body_bytes must be positive"};
@@ -165,6 +171,28 @@ Result<Config> LoadConfigFile(const std::string& path) {
     return c;
 }
 
+}  // namespace
+
+Result<Config> LoadConfigString(std::string_view text, std::string_view source_name) {
+    toml::table root;
+    try {
+        root = toml::parse(text, source_name);
+    } catch (const toml::parse_error& e) {
+        return ParseError(source_name, e);
+    }
+    return FromTable(root);
+}
+
+Result<Config> LoadConfigFile(const std::string& path) {
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        return ParseError(path, e);
+    }
+    return FromTable(root);
+}
+
 Status ApplyEnvironment(Config& c, const std::function<const char*(const char*)>& getenv) {
     auto str = [&](const char* name, std::string& out) {
         if (const char* v = getenv(name); v && *v) out = v;
@@ -197,7 +225,8 @@ Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) 
         return Error{"listen: expected HOST:PORT, got \"" + listen + "\""};
     }
     std::string host = listen.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
     int port = -1;
     try {
         size_t used = 0;

@@ -1,29 +1,29 @@
 // Beacon's static configuration: a TOML file, then BEACON_* environment variables, then
 // command-line flags, each overriding the one before.
 //
-// | key                               | default                 | meaning                                   |
+// | key                               | default                 | meaning |
 // |-----------------------------------|-------------------------|-------------------------------------------|
-// | server.listen                     | "127.0.0.1:8080"        | HOST:PORT (port 0 picks a free port)      |
-// | server.threads                    | 0 (= cores)             | I/O threads, one io_context each          |
-// | server.max_body_bytes             | 16777216                | larger bodies get 413                     |
-// | server.max_header_bytes           | 65536                   | larger headers get 431                    |
-// | server.idle_timeout_ms            | 60000                   | keep-alive idle and read timeout          |
-// | server.shutdown_timeout_ms        | 10000                   | in-flight deadline after SIGTERM          |
-// | server.sse_keepalive_ms           | 1000                    | ": OPENROUTER PROCESSING" interval        |
-// | server.default_model              | first model             | used when a request names no model        |
-// | data_dir                          | "./data"                | SQLite store, key file, spool             |
-// | log.level / log.format            | "info" / "json"         | trace..critical / json or text            |
-// | [[providers]] name,type           | -                       | type: openai_compatible or demo           |
-// |   base_url, api_key_env           | -                       | upstream, env var holding its key         |
-// |   display_name                    | name                    | reported as `provider` to clients         |
-// |   connect/first_byte/total_timeout_ms | 5000/60000/600000   | upstream timeouts                         |
-// |   chunk_delay_ms (demo)           | 20                      | delay between streamed demo chunks        |
-// |   headers                         | {}                      | extra headers sent upstream               |
-// | [[models]] id, provider           | -                       | "author/model" clients ask for            |
-// |   upstream_model                  | id                      | the name sent upstream                    |
-// |   prompt_price, completion_price  | 0                       | USD per token                             |
-// |   cached_prompt_price             | prompt_price            | USD per cached prompt token               |
-// |   context_length, name, description | 128000, id, ""        | for GET /api/v1/models                    |
+// | server.listen                     | "127.0.0.1:8080"        | HOST:PORT (port 0 picks a free
+// port)      | | server.threads                    | 0 (= cores)             | I/O threads, one
+// io_context each          | | server.max_body_bytes             | 16777216                | larger
+// bodies get 413                     | | server.max_header_bytes           | 65536 | larger headers
+// get 431                    | | server.idle_timeout_ms            | 60000                   |
+// keep-alive idle and read timeout          | | server.shutdown_timeout_ms        | 10000 |
+// in-flight deadline after SIGTERM          | | server.sse_keepalive_ms           | 1000 | ":
+// OPENROUTER PROCESSING" interval        | | server.default_model              | first model | used
+// when a request names no model        | | data_dir                          | "./data" | SQLite
+// store, key file, spool             | | log.level / log.format            | "info" / "json" |
+// trace..critical / json or text            | | [[providers]] name,type           | - | type:
+// openai_compatible or demo           | |   base_url, api_key_env           | - | upstream, env var
+// holding its key         | |   display_name                    | name                    |
+// reported as `provider` to clients         | |   connect/first_byte/total_timeout_ms |
+// 5000/60000/600000   | upstream timeouts                         | |   chunk_delay_ms (demo) | 20
+// | delay between streamed demo chunks        | |   headers                         | {} | extra
+// headers sent upstream               | | [[models]] id, provider           | - | "author/model"
+// clients ask for            | |   upstream_model                  | id                      | the
+// name sent upstream                    | |   prompt_price, completion_price  | 0 | USD per token |
+// |   cached_prompt_price             | prompt_price            | USD per cached prompt token | |
+// context_length, name, description | 128000, id, ""        | for GET /api/v1/models |
 #pragma once
 
 #include <cstdint>
@@ -31,6 +31,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -92,9 +93,11 @@ Config DefaultConfig();
 // Reads a TOML file. Providers and models absent from the file fall back to the defaults.
 Result<Config> LoadConfigFile(const std::string& path);
 
+// The same from TOML text; `source_name` (a path or "<stdin>") only appears in messages.
+Result<Config> LoadConfigString(std::string_view text, std::string_view source_name);
+
 // Applies BEACON_* variables read through `getenv` (injectable in tests).
-Status ApplyEnvironment(Config& config,
-                        const std::function<const char*(const char*)>& getenv);
+Status ApplyEnvironment(Config& config, const std::function<const char*(const char*)>& getenv);
 
 // Checks cross-references and ranges; the message says what to fix.
 Status Validate(const Config& config);

@@ -6,6 +6,8 @@
 //     through the Canceller (so the attempts finish promptly);
 //   - KeepAlive (streams only), which writes ": OPENROUTER PROCESSING" comments until the first
 //     chunk arrives.
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -13,8 +15,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
-#include <spdlog/spdlog.h>
-
 #include <ctime>
 
 #include "api/error.h"
@@ -70,7 +70,7 @@ struct ToolCall {
 }  // namespace
 
 class ChatCall final : public providers::ChunkSink {
-public:
+  public:
     ChatCall(Gateway& gateway, http::Exchange& exchange, const store::ApiKey& key)
         : gw_(gateway),
           ex_(exchange),
@@ -141,14 +141,15 @@ public:
         co_return co_await ex_.WriteChunk(api::SseData(json::serialize(chunk)));
     }
 
-private:
+  private:
     Status ResolveCandidates() {
         std::vector<std::string> names;
         if (!req_.model.empty()) {
             names.push_back(req_.model);
         } else if (req_.models.empty()) {
-            names.push_back(gw_.config_.server.default_model.empty() ? gw_.catalog_.models().front().id
-                                                                     : gw_.config_.server.default_model);
+            names.push_back(gw_.config_.server.default_model.empty()
+                                ? gw_.catalog_.models().front().id
+                                : gw_.config_.server.default_model);
         }
         for (const auto& m : req_.models) names.push_back(m);
         std::string unknown;
@@ -163,7 +164,8 @@ private:
             if (!dup) candidates_.push_back(entry);
         }
         if (candidates_.empty()) {
-            return Error{"Model " + unknown + " not found: it is not in this gateway's catalog "
+            return Error{"Model " + unknown +
+                         " not found: it is not in this gateway's catalog "
                          "(GET /api/v1/models lists them)"};
         }
         return Status::Ok();
@@ -201,7 +203,8 @@ private:
             content_.append(c->as_string());
             token = true;
         }
-        if (auto r = delta.if_contains("reasoning"); r && r->is_string() && !r->as_string().empty()) {
+        if (auto r = delta.if_contains("reasoning");
+            r && r->is_string() && !r->as_string().empty()) {
             reasoning_.append(r->as_string());
             token = true;
         }
@@ -213,11 +216,14 @@ private:
                 if (index > 1024) continue;
                 if (tool_calls_.size() <= index) tool_calls_.resize(index + 1);
                 auto& tc = tool_calls_[index];
-                if (auto id = call.if_contains("id"); id && id->is_string()) tc.id = id->as_string();
-                if (auto t = call.if_contains("type"); t && t->is_string()) tc.type = t->as_string();
+                if (auto id = call.if_contains("id"); id && id->is_string())
+                    tc.id = id->as_string();
+                if (auto t = call.if_contains("type"); t && t->is_string())
+                    tc.type = t->as_string();
                 if (auto f = call.if_contains("function"); f && f->is_object()) {
                     const auto& fn = f->as_object();
-                    if (auto n = fn.if_contains("name"); n && n->is_string()) tc.name += n->as_string();
+                    if (auto n = fn.if_contains("name"); n && n->is_string())
+                        tc.name += n->as_string();
                     if (auto a = fn.if_contains("arguments"); a && a->is_string()) {
                         tc.arguments += a->as_string();
                     }
@@ -250,22 +256,24 @@ private:
         if (auto d = upstream_usage_.if_contains("prompt_tokens_details"); d && d->is_object()) {
             prompt_details = d->as_object();
         }
-        if (auto d = upstream_usage_.if_contains("completion_tokens_details"); d && d->is_object()) {
+        if (auto d = upstream_usage_.if_contains("completion_tokens_details");
+            d && d->is_object()) {
             completion_details = d->as_object();
         }
         prompt_details["cached_tokens"] = usage_.cached_tokens;
         completion_details["reasoning_tokens"] = usage_.reasoning_tokens;
-        return json::object{{"prompt_tokens", usage_.prompt_tokens},
-                            {"completion_tokens", usage_.completion_tokens},
-                            {"total_tokens", usage_.total_tokens},
-                            {"prompt_tokens_details", std::move(prompt_details)},
-                            {"completion_tokens_details", std::move(completion_details)},
-                            {"cost", cost.total},
-                            {"is_byok", false},
-                            {"cost_details",
-                             json::object{{"upstream_inference_cost", nullptr},
-                                          {"upstream_inference_prompt_cost", cost.prompt},
-                                          {"upstream_inference_completions_cost", cost.completion}}}};
+        return json::object{
+            {"prompt_tokens", usage_.prompt_tokens},
+            {"completion_tokens", usage_.completion_tokens},
+            {"total_tokens", usage_.total_tokens},
+            {"prompt_tokens_details", std::move(prompt_details)},
+            {"completion_tokens_details", std::move(completion_details)},
+            {"cost", cost.total},
+            {"is_byok", false},
+            {"cost_details",
+             json::object{{"upstream_inference_cost", nullptr},
+                          {"upstream_inference_prompt_cost", cost.prompt},
+                          {"upstream_inference_completions_cost", cost.completion}}}};
     }
 
     http::Headers GenerationHeaders() const { return {{"X-Generation-Id", gen_id_}}; }
@@ -282,7 +290,8 @@ private:
             auto result = co_await provider.Complete(call);
             if (result) {
                 if (!first_byte_) first_byte_ = Clock::now();
-                attempts_.push_back({model_->id, provider.display_name(), 200, "", Ms(Clock::now() - t0)});
+                attempts_.push_back(
+                    {model_->id, provider.display_name(), 200, "", Ms(Clock::now() - t0)});
                 co_await RespondWhole(std::move(result.value()));
                 co_return;
             }
@@ -336,7 +345,8 @@ private:
             providers::Call call{req_, *model_, cancel_};
             auto result = co_await provider.Stream(call, *this);
             if (result) {
-                attempts_.push_back({model_->id, provider.display_name(), 200, "", Ms(Clock::now() - t0)});
+                attempts_.push_back(
+                    {model_->id, provider.display_name(), 200, "", Ms(Clock::now() - t0)});
                 co_await FinishStream();
                 break;
             }
@@ -438,7 +448,8 @@ private:
                 } else if (err.http_status == 408) {
                     out.status = 504;
                     out.metadata["error_type"] = "timeout";
-                } else if (err.http_status == 400 || err.http_status == 413 || err.http_status == 422) {
+                } else if (err.http_status == 400 || err.http_status == 413 ||
+                           err.http_status == 422) {
                     out.status = err.http_status;
                     out.metadata["error_type"] = "invalid_request";
                 } else {
@@ -500,10 +511,11 @@ private:
         info.status = cancelled_ ? 499 : status_;
         info.error = error_;
         info.attempts = attempts_;
-        spdlog::info("chat completion id={} key={} model={} status={} stream={} cancelled={} "
-                     "tokens={}+{} cost={:.8f} latency_ms={:.1f}",
-                     info.id, key_.name, info.model, info.status, info.streamed, info.cancelled,
-                     usage_.prompt_tokens, usage_.completion_tokens, info.cost.total, info.latency_ms);
+        spdlog::info(
+            "chat completion id={} key={} model={} status={} stream={} cancelled={} "
+            "tokens={}+{} cost={:.8f} latency_ms={:.1f}",
+            info.id, key_.name, info.model, info.status, info.streamed, info.cancelled,
+            usage_.prompt_tokens, usage_.completion_tokens, info.cost.total, info.latency_ms);
         {
             std::lock_guard lock(gw_.usage_mu_);
             auto& u = gw_.usage_by_key_[key_.id];

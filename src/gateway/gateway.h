@@ -3,9 +3,8 @@
 // threads; every method that handles a request is a coroutine on the connection's thread.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
-
 #include <atomic>
+#include <boost/asio/awaitable.hpp>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,7 +19,7 @@
 namespace beacon::gateway {
 
 class Gateway {
-public:
+  public:
     Gateway(const config::Config& config, store::Store& store);
 
     // Creates the providers; fails on a configuration error.
@@ -34,10 +33,11 @@ public:
 
     GenerationLog& generations() { return generations_; }
 
-private:
+  private:
     boost::asio::awaitable<void> HandleChat(http::Exchange& exchange, const store::ApiKey& key);
     boost::asio::awaitable<void> HandleModels(http::Exchange& exchange);
-    boost::asio::awaitable<void> HandleGeneration(http::Exchange& exchange, const store::ApiKey& key);
+    boost::asio::awaitable<void> HandleGeneration(http::Exchange& exchange,
+                                                  const store::ApiKey& key);
     boost::asio::awaitable<void> HandleKey(http::Exchange& exchange, const store::ApiKey& key);
 
     config::Config config_;

@@ -32,7 +32,7 @@ struct GenerationInfo {
     std::string provider_name;  // its provider's display name
     std::string user;
     std::string session_id;
-    int64_t created_at = 0;     // unix seconds
+    int64_t created_at = 0;  // unix seconds
     bool streamed = false;
     bool cancelled = false;
     std::string finish_reason;         // normalised
@@ -42,19 +42,19 @@ struct GenerationInfo {
     double latency_ms = 0;          // request start to end
     double generation_time_ms = 0;  // first upstream byte to end
     std::optional<double> time_to_first_token_ms;
-    int status = 200;               // what the client got
+    int status = 200;  // what the client got
     std::string error;
     std::vector<Attempt> attempts;
 };
 
 class GenerationLog {
-public:
+  public:
     explicit GenerationLog(size_t capacity) : capacity_(capacity) {}
 
     void Add(GenerationInfo info);
     std::optional<GenerationInfo> Find(const std::string& id) const;
 
-private:
+  private:
     size_t capacity_;
     mutable std::mutex mu_;
     std::deque<std::string> order_;

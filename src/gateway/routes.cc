@@ -1,5 +1,6 @@
-#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
 
 #include "api/error.h"
 #include "gateway/gateway.h"
@@ -59,9 +60,11 @@ std::string GenerationJson(const GenerationInfo& g) {
         {"api_type", "completions"},
         {"streamed", info->streamed},
         {"cancelled", info->cancelled},
-        {"finish_reason", info->finish_reason.empty() ? json::value(nullptr) : json::value(info->finish_reason)},
-        {"native_finish_reason",
-         info->native_finish_reason.empty() ? json::value(nullptr) : json::value(info->native_finish_reason)},
+        {"finish_reason",
+         info->finish_reason.empty() ? json::value(nullptr) : json::value(info->finish_reason)},
+        {"native_finish_reason", info->native_finish_reason.empty()
+                                     ? json::value(nullptr)
+                                     : json::value(info->native_finish_reason)},
         {"tokens_prompt", info->usage.prompt_tokens},
         {"tokens_completion", info->usage.completion_tokens},
         {"native_tokens_prompt", info->usage.prompt_tokens},
@@ -74,7 +77,8 @@ std::string GenerationJson(const GenerationInfo& g) {
         {"latency", info->latency_ms},
         {"generation_time", info->generation_time_ms},
         {"external_user", info->user.empty() ? json::value(nullptr) : json::value(info->user)},
-        {"session_id", info->session_id.empty() ? json::value(nullptr) : json::value(info->session_id)},
+        {"session_id",
+         info->session_id.empty() ? json::value(nullptr) : json::value(info->session_id)},
         {"status", info->status},
         {"error", info->error.empty() ? json::value(nullptr) : json::value(info->error)},
         {"workspace_id", info->workspace_id},
@@ -194,14 +198,16 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& ex) {
         co_return;
     }
     if (method != want_method) {
-        co_await RespondError(ex, {405, "use " + std::string(want_method) + " for " + std::string(path), {}});
+        co_await RespondError(
+            ex, {405, "use " + std::string(want_method) + " for " + std::string(path), {}});
         co_return;
     }
 
     const std::string_view token = BearerToken(ex.header("authorization"));
     if (token.empty()) {
-        co_await RespondError(ex, api::ApiError::Unauthorized(
-                                      "Missing Authentication header: send Authorization: Bearer <key>"));
+        co_await RespondError(
+            ex, api::ApiError::Unauthorized(
+                    "Missing Authentication header: send Authorization: Bearer <key>"));
         co_return;
     }
     auto key = keys_.Lookup(token);
@@ -225,9 +231,14 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& ex) {
             }
             co_await HandleChat(ex, k);
             break;
-        case Route::kGeneration: co_await HandleGeneration(ex, k); break;
-        case Route::kKey: co_await HandleKey(ex, k); break;
-        case Route::kNone: break;
+        case Route::kGeneration:
+            co_await HandleGeneration(ex, k);
+            break;
+        case Route::kKey:
+            co_await HandleKey(ex, k);
+            break;
+        case Route::kNone:
+            break;
     }
 }
 

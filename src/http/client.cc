@@ -1,6 +1,7 @@
 #include "http/client.h"
 
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -11,7 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
-
+#include <cerrno>
 #include <limits>
 #include <unordered_map>
 #include <vector>
@@ -79,6 +80,16 @@ struct Conn {
 
 thread_local std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> t_pool;
 
+// An idle keep-alive connection must have nothing to read: readable means the server closed
+// it (EOF) or sent something unasked; either way it cannot carry a new request.
+bool StillIdle(Conn& conn) {
+    auto& socket = conn.lowest().socket();
+    if (!socket.is_open()) return false;
+    char c;
+    ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 std::unique_ptr<Conn> TakePooled(const std::string& key) {
     auto it = t_pool.find(key);
     if (it == t_pool.end()) return nullptr;
@@ -87,7 +98,7 @@ std::unique_ptr<Conn> TakePooled(const std::string& key) {
     while (!idle.empty()) {
         auto conn = std::move(idle.back());
         idle.pop_back();
-        if (now - conn->idle_since < kPoolIdleLimit && conn->lowest().socket().is_open()) return conn;
+        if (now - conn->idle_since < kPoolIdleLimit && StillIdle(*conn)) return conn;
     }
     return nullptr;
 }
@@ -102,13 +113,14 @@ void ReturnToPool(std::unique_ptr<Conn> conn) {
 ClientError FromNetError(const boost::system::error_code& ec, ClientError::Kind fallback,
                          const base::Canceller& cancel, std::string_view what) {
     if (cancel.cancelled()) return {ClientError::Kind::kCancelled, "cancelled"};
-    if (ec == beast::error::timeout) return {ClientError::Kind::kTimeout, std::string(what) + " timed out"};
+    if (ec == beast::error::timeout)
+        return {ClientError::Kind::kTimeout, std::string(what) + " timed out"};
     return {fallback, std::string(what) + ": " + ec.message()};
 }
 
 asio::awaitable<Result<std::unique_ptr<Conn>, ClientError>> Connect(const Origin& origin,
-                                                                   ClientTimeouts timeouts,
-                                                                   base::Canceller& cancel) {
+                                                                    ClientTimeouts timeouts,
+                                                                    base::Canceller& cancel) {
     auto ex = co_await asio::this_coro::executor;
     auto conn = std::make_unique<Conn>();
     conn->key = origin.key();
@@ -171,10 +183,13 @@ asio::awaitable<boost::system::error_code> ReadSome(Stream& stream, beast::flat_
 }
 
 class ResponseImpl final : public ClientResponse {
-public:
+  public:
     ResponseImpl(std::unique_ptr<Conn> conn, std::unique_ptr<Parser> parser,
                  std::chrono::steady_clock::time_point deadline, base::Canceller& cancel)
-        : conn_(std::move(conn)), parser_(std::move(parser)), deadline_(deadline), cancel_(cancel) {}
+        : conn_(std::move(conn)),
+          parser_(std::move(parser)),
+          deadline_(deadline),
+          cancel_(cancel) {}
 
     ~ResponseImpl() override { cancel_.Clear(); }
 
@@ -214,7 +229,7 @@ public:
         }
     }
 
-private:
+  private:
     void Finish() {
         if (!conn_) return;
         cancel_.Clear();
@@ -236,13 +251,20 @@ private:
 
 std::string_view ClientErrorKindName(ClientError::Kind kind) {
     switch (kind) {
-        case ClientError::Kind::kBadUrl: return "bad_url";
-        case ClientError::Kind::kDns: return "dns";
-        case ClientError::Kind::kConnect: return "connect";
-        case ClientError::Kind::kTls: return "tls";
-        case ClientError::Kind::kTimeout: return "timeout";
-        case ClientError::Kind::kProtocol: return "protocol";
-        case ClientError::Kind::kCancelled: return "cancelled";
+        case ClientError::Kind::kBadUrl:
+            return "bad_url";
+        case ClientError::Kind::kDns:
+            return "dns";
+        case ClientError::Kind::kConnect:
+            return "connect";
+        case ClientError::Kind::kTls:
+            return "tls";
+        case ClientError::Kind::kTimeout:
+            return "timeout";
+        case ClientError::Kind::kProtocol:
+            return "protocol";
+        case ClientError::Kind::kCancelled:
+            return "cancelled";
     }
     return "unknown";
 }
@@ -274,41 +296,38 @@ asio::awaitable<Result<std::unique_ptr<ClientResponse>, ClientError>> Send(
     req.body() = std::move(request.body);
     req.prepare_payload();
 
-    // A pooled connection may have been closed by the server while idle; then the first write
-    // or read fails before any response byte, and one fresh connection is tried.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        std::unique_ptr<Conn> conn = attempt == 0 ? TakePooled(origin->key()) : nullptr;
-        const bool reused = conn != nullptr;
-        if (!conn) {
-            auto fresh = co_await Connect(*origin, timeouts, cancel);
-            if (!fresh) {
-                cancel.Clear();  // the action points into the connection that just failed
-                co_return fresh.error();
-            }
-            conn = std::move(fresh.value());
-        } else {
-            auto& lowest = conn->lowest();
-            cancel.OnCancel([&lowest] { lowest.close(); });
+    // A request is never sent twice: once written, the upstream may be acting on it, so a
+    // failure is reported (and the caller may fall back to another model). Stale pooled
+    // connections are weeded out before use instead (StillIdle).
+    std::unique_ptr<Conn> conn = TakePooled(origin->key());
+    if (!conn) {
+        auto fresh = co_await Connect(*origin, timeouts, cancel);
+        if (!fresh) {
+            cancel.Clear();  // the action points into the connection that just failed
+            co_return fresh.error();
         }
-        auto parser = std::make_unique<Parser>();
-        parser->body_limit(std::numeric_limits<std::uint64_t>::max());
-        conn->lowest().expires_at(std::min(deadline, std::chrono::steady_clock::now() + timeouts.first_byte));
-        boost::system::error_code ec;
-        if (conn->tls) {
-            ec = co_await WriteAndReadHead(*conn->tls, req, conn->buffer, *parser);
-        } else {
-            ec = co_await WriteAndReadHead(*conn->plain, req, conn->buffer, *parser);
-        }
-        if (ec) {
-            cancel.Clear();
-            if (reused && !cancel.cancelled() && ec != beast::error::timeout) continue;
-            co_return FromNetError(ec, ClientError::Kind::kProtocol, cancel,
-                                   "waiting for the upstream response");
-        }
-        co_return std::unique_ptr<ClientResponse>(
-            new ResponseImpl(std::move(conn), std::move(parser), deadline, cancel));
+        conn = std::move(fresh.value());
+    } else {
+        auto& lowest = conn->lowest();
+        cancel.OnCancel([&lowest] { lowest.close(); });
     }
-    co_return ClientError{ClientError::Kind::kProtocol, "upstream closed the connection"};
+    auto parser = std::make_unique<Parser>();
+    parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+    conn->lowest().expires_at(
+        std::min(deadline, std::chrono::steady_clock::now() + timeouts.first_byte));
+    boost::system::error_code ec;
+    if (conn->tls) {
+        ec = co_await WriteAndReadHead(*conn->tls, req, conn->buffer, *parser);
+    } else {
+        ec = co_await WriteAndReadHead(*conn->plain, req, conn->buffer, *parser);
+    }
+    if (ec) {
+        cancel.Clear();
+        co_return FromNetError(ec, ClientError::Kind::kProtocol, cancel,
+                               "waiting for the upstream response");
+    }
+    co_return std::unique_ptr<ClientResponse>(
+        new ResponseImpl(std::move(conn), std::move(parser), deadline, cancel));
 }
 
 }  // namespace beacon::http

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-
 #include <chrono>
 #include <memory>
 #include <string>
@@ -36,13 +35,13 @@ struct ClientRequest {
 };
 
 struct ClientTimeouts {
-    std::chrono::milliseconds connect{5000};     // DNS, TCP and TLS
-    std::chrono::milliseconds first_byte{60000}; // from sending to the response head
-    std::chrono::milliseconds total{600000};     // the whole exchange
+    std::chrono::milliseconds connect{5000};      // DNS, TCP and TLS
+    std::chrono::milliseconds first_byte{60000};  // from sending to the response head
+    std::chrono::milliseconds total{600000};      // the whole exchange
 };
 
 class ClientResponse {
-public:
+  public:
     virtual ~ClientResponse() = default;
     virtual int status() const = 0;
     virtual std::string_view header(std::string_view name) const = 0;

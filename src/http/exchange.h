@@ -8,7 +8,6 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,13 +18,13 @@ namespace beacon::http {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 class Exchange {
-public:
+  public:
     virtual ~Exchange() = default;
 
     virtual std::string_view method() const = 0;
     virtual std::string_view target() const = 0;  // path and query
     virtual std::string_view path() const = 0;
-    virtual std::string_view query() const = 0;   // without '?'
+    virtual std::string_view query() const = 0;                        // without '?'
     virtual std::string_view header(std::string_view name) const = 0;  // empty if absent
     virtual const std::string& body() const = 0;
     virtual boost::asio::any_io_executor executor() = 0;
@@ -46,7 +45,7 @@ public:
     // tell (the client sent more bytes, e.g. a pipelined request) or when cancelled.
     virtual boost::asio::awaitable<bool> WaitClientGone() = 0;
 
-    virtual bool responded() const = 0;       // a response head was written
+    virtual bool responded() const = 0;  // a response head was written
     virtual bool client_gone() const = 0;
 };
 

@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -13,8 +14,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
-
 #include <cerrno>
 #include <list>
 #include <optional>
@@ -46,8 +45,8 @@ std::string QueryParam(std::string_view query, std::string_view name) {
             for (size_t i = 0; i < raw.size(); ++i) {
                 if (raw[i] == '+') {
                     out.push_back(' ');
-                } else if (raw[i] == '%' && i + 2 < raw.size() &&
-                           hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+                } else if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 &&
+                           hex(raw[i + 2]) >= 0) {
                     out.push_back(static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2])));
                     i += 2;
                 } else {
@@ -70,7 +69,7 @@ struct SessionState {
 };
 
 class ExchangeImpl final : public Exchange {
-public:
+  public:
     ExchangeImpl(beast::tcp_stream& stream, bhttp::request<bhttp::string_body>& req,
                  std::chrono::milliseconds write_timeout, bool closing)
         : stream_(stream),
@@ -106,7 +105,8 @@ public:
         responded_ = true;
         bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), req_.version()};
         res.set(bhttp::field::server, "beacon");
-        res.set(bhttp::field::content_type, beast::string_view(content_type.data(), content_type.size()));
+        res.set(bhttp::field::content_type,
+                beast::string_view(content_type.data(), content_type.size()));
         for (auto& [k, v] : extra) res.set(k, v);
         res.keep_alive(keep_alive_);
         res.body() = std::move(body);
@@ -125,7 +125,8 @@ public:
         streaming_ = true;
         bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(status), req_.version()};
         res.set(bhttp::field::server, "beacon");
-        res.set(bhttp::field::content_type, beast::string_view(content_type.data(), content_type.size()));
+        res.set(bhttp::field::content_type,
+                beast::string_view(content_type.data(), content_type.size()));
         res.set(bhttp::field::cache_control, "no-cache");
         for (auto& [k, v] : extra) res.set(k, v);
         res.keep_alive(keep_alive_);
@@ -147,7 +148,8 @@ public:
             co_return false;
         }
         stream_.expires_after(write_timeout_);
-        auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)), kTuple);
+        auto [ec, n] =
+            co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)), kTuple);
         ReleaseWrite();
         if (ec) client_gone_ = true;
         co_return !client_gone_;
@@ -186,7 +188,7 @@ public:
     bool streaming_open() const { return streaming_ && !stream_ended_; }
     bool keep_alive() const { return keep_alive_; }
 
-private:
+  private:
     // Serialises writes. The timer never expires; cancel() wakes every waiter, which re-checks.
     asio::awaitable<void> AcquireWrite() {
         while (writing_) co_await write_turn_.async_wait(kTuple);
@@ -368,7 +370,8 @@ asio::awaitable<void> AcceptLoop(Server::Worker* worker, const ServerOptions* op
 
 Result<uint16_t> Server::Start() {
     boost::system::error_code ec;
-    auto address = asio::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host, ec);
+    auto address =
+        asio::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host, ec);
     if (ec) return Error{"listen: \"" + options_.host + "\" is not an IP address"};
     uint16_t port = options_.port;
     const int threads = std::max(1, options_.threads);
@@ -392,7 +395,8 @@ Result<uint16_t> Server::Start() {
         workers_.push_back(std::move(worker));
     }
     for (auto& w : workers_) {
-        asio::co_spawn(w->ioc, AcceptLoop(w.get(), &options_, &handler_, in_flight_), asio::detached);
+        asio::co_spawn(w->ioc, AcceptLoop(w.get(), &options_, &handler_, in_flight_),
+                       asio::detached);
         threads_.emplace_back([worker = w.get()] { worker->ioc.run(); });
     }
     return port;

@@ -3,9 +3,8 @@
 // on header and body size, idle timeouts, TCP_NODELAY, and a graceful stop.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
-
 #include <atomic>
+#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -31,7 +30,7 @@ struct ServerOptions {
 using Handler = std::function<boost::asio::awaitable<void>(Exchange&)>;
 
 class Server {
-public:
+  public:
     Server(ServerOptions options, Handler handler);
     ~Server();
 
@@ -52,7 +51,7 @@ public:
 
     struct Worker;  // one thread's io_context, acceptor and sessions (server.cc)
 
-private:
+  private:
     ServerOptions options_;
     Handler handler_;
     std::vector<std::unique_ptr<Worker>> workers_;

@@ -29,9 +29,9 @@ struct Usage {
     int64_t prompt_tokens = 0;
     int64_t completion_tokens = 0;
     int64_t total_tokens = 0;
-    int64_t cached_tokens = 0;      // part of prompt_tokens
-    int64_t reasoning_tokens = 0;   // part of completion_tokens
-    bool known = false;             // the provider reported usage
+    int64_t cached_tokens = 0;     // part of prompt_tokens
+    int64_t reasoning_tokens = 0;  // part of completion_tokens
+    bool known = false;            // the provider reported usage
 };
 
 struct Cost {
@@ -45,14 +45,14 @@ struct Cost {
 Cost ComputeCost(const ModelEntry& model, const Usage& usage);
 
 class Catalog {
-public:
+  public:
     explicit Catalog(const std::vector<config::ModelConfig>& models);
 
     // Exact id first, then the id without a ":variant" suffix (":nitro", ":free"...).
     const ModelEntry* Find(std::string_view id) const;
     const std::vector<ModelEntry>& models() const { return models_; }
 
-private:
+  private:
     std::vector<ModelEntry> models_;
     std::unordered_map<std::string, size_t> by_id_;
 };

@@ -8,7 +8,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
-
 #include <optional>
 #include <string>
 
@@ -30,9 +29,9 @@ struct AttemptError {
         kCancelled,  // our client went away
     };
     Kind kind = Kind::kProtocol;
-    int http_status = 0;       // for kHttp / kStream (the error's code, when numeric)
-    std::string message;       // safe to show to the client
-    std::string raw;           // the upstream's error body, for error.metadata.raw
+    int http_status = 0;  // for kHttp / kStream (the error's code, when numeric)
+    std::string message;  // safe to show to the client
+    std::string raw;      // the upstream's error body, for error.metadata.raw
     std::optional<int> retry_after_seconds;
 
     // Connect errors, timeouts, 408, 429 and 5xx move on to the next fallback model.
@@ -41,7 +40,7 @@ struct AttemptError {
 
 // Receives the chunks of a streamed answer, in order.
 class ChunkSink {
-public:
+  public:
     virtual ~ChunkSink() = default;
     // `chunk` is an OpenAI chat.completion.chunk object. Returns false when the client is gone;
     // the provider then stops reading.
@@ -55,7 +54,7 @@ struct Call {
 };
 
 class Provider {
-public:
+  public:
     virtual ~Provider() = default;
 
     virtual const std::string& name() const = 0;
@@ -68,7 +67,7 @@ public:
 
     // One streaming attempt: every chunk goes to `sink`; returns when the stream ends.
     virtual boost::asio::awaitable<Result<bool, AttemptError>> Stream(const Call& call,
-                                                                       ChunkSink& sink) = 0;
+                                                                      ChunkSink& sink) = 0;
 };
 
 }  // namespace beacon::providers

@@ -26,7 +26,7 @@ struct ApiKey {
     std::string hint;          // "sk-bcn-v1-abc...xyz", safe to show
     bool management = false;   // may change settings; not for inference
     bool revoked = false;
-    int64_t created_at = 0;    // unix seconds
+    int64_t created_at = 0;  // unix seconds
 };
 
 struct CreatedKey {
@@ -35,7 +35,7 @@ struct CreatedKey {
 };
 
 class Store {
-public:
+  public:
     virtual ~Store() = default;
 
     virtual Result<CreatedKey> CreateKey(std::string_view name, bool management) = 0;
@@ -56,13 +56,13 @@ std::string HashKeySecret(std::string_view secret);
 // A small cache in front of FindKeyBySecret for the request path. Entries live `ttl`, so a key
 // revoked from another process (the CLI) stops working within that time.
 class KeyCache {
-public:
+  public:
     KeyCache(Store& store, std::chrono::milliseconds ttl) : store_(store), ttl_(ttl) {}
 
     // The active (not revoked) key for `secret`, or nullopt.
     Result<std::optional<ApiKey>> Lookup(std::string_view secret);
 
-private:
+  private:
     struct Entry {
         std::optional<ApiKey> key;
         std::chrono::steady_clock::time_point expires;

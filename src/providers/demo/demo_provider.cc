@@ -5,7 +5,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
-
 #include <ctime>
 
 namespace beacon::providers::demo {
@@ -69,7 +68,10 @@ DemoAnswer Answer(const api::ChatRequest& request) {
     int64_t limit = 0;
     for (const char* field : {"max_completion_tokens", "max_tokens"}) {
         if (auto v = request.body.if_contains(field); v && v->is_number()) {
-            limit = v->to_number<int64_t>();
+            // A valid limit may exceed int64 (1e30): that is no limit, not an exception.
+            boost::system::error_code ec;
+            limit = v->to_number<int64_t>(ec);
+            if (ec) limit = 0;
             break;
         }
     }
@@ -77,12 +79,15 @@ DemoAnswer Answer(const api::ChatRequest& request) {
         a.pieces.resize(static_cast<size_t>(limit));
         a.finish_reason = "length";
     }
-    a.prompt_tokens = static_cast<int64_t>((all_text.size() + kCharsPerToken - 1) / kCharsPerToken) + 1;
+    a.prompt_tokens =
+        static_cast<int64_t>((all_text.size() + kCharsPerToken - 1) / kCharsPerToken) + 1;
     return a;
 }
 
 DemoProvider::DemoProvider(const config::ProviderConfig& config)
-    : name_(config.name), display_name_(config.display_name), chunk_delay_ms_(config.chunk_delay_ms) {}
+    : name_(config.name),
+      display_name_(config.display_name),
+      chunk_delay_ms_(config.chunk_delay_ms) {}
 
 asio::awaitable<Result<json::object, AttemptError>> DemoProvider::Complete(const Call& call) {
     DemoAnswer a = Answer(call.request);
@@ -90,7 +95,8 @@ asio::awaitable<Result<json::object, AttemptError>> DemoProvider::Complete(const
     for (const auto& p : a.pieces) text += p;
     const auto completion = static_cast<int64_t>(a.pieces.size());
     json::object message{{"role", "assistant"}, {"content", text}};
-    json::object choice{{"index", 0}, {"message", std::move(message)}, {"finish_reason", a.finish_reason}};
+    json::object choice{
+        {"index", 0}, {"message", std::move(message)}, {"finish_reason", a.finish_reason}};
     json::object out{{"id", "demo-" + std::to_string(std::time(nullptr))},
                      {"object", "chat.completion"},
                      {"created", static_cast<int64_t>(std::time(nullptr))},
@@ -100,14 +106,16 @@ asio::awaitable<Result<json::object, AttemptError>> DemoProvider::Complete(const
     co_return out;
 }
 
-asio::awaitable<Result<bool, AttemptError>> DemoProvider::Stream(const Call& call, ChunkSink& sink) {
+asio::awaitable<Result<bool, AttemptError>> DemoProvider::Stream(const Call& call,
+                                                                 ChunkSink& sink) {
     DemoAnswer a = Answer(call.request);
     auto ex = co_await asio::this_coro::executor;
     asio::steady_timer timer(ex);
     call.cancel.OnCancel([&timer] { timer.cancel(); });
     const auto created = static_cast<int64_t>(std::time(nullptr));
     auto chunk = [&](json::object delta, json::value finish) {
-        json::object choice{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", std::move(finish)}};
+        json::object choice{
+            {"index", 0}, {"delta", std::move(delta)}, {"finish_reason", std::move(finish)}};
         return json::object{{"id", "demo"},
                             {"object", "chat.completion.chunk"},
                             {"created", created},

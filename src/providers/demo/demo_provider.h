@@ -19,15 +19,17 @@ struct DemoAnswer {
 DemoAnswer Answer(const api::ChatRequest& request);
 
 class DemoProvider final : public Provider {
-public:
+  public:
     explicit DemoProvider(const config::ProviderConfig& config);
 
     const std::string& name() const override { return name_; }
     const std::string& display_name() const override { return display_name_; }
-    boost::asio::awaitable<Result<boost::json::object, AttemptError>> Complete(const Call& call) override;
-    boost::asio::awaitable<Result<bool, AttemptError>> Stream(const Call& call, ChunkSink& sink) override;
+    boost::asio::awaitable<Result<boost::json::object, AttemptError>> Complete(
+        const Call& call) override;
+    boost::asio::awaitable<Result<bool, AttemptError>> Stream(const Call& call,
+                                                              ChunkSink& sink) override;
 
-private:
+  private:
     std::string name_;
     std::string display_name_;
     int chunk_delay_ms_;

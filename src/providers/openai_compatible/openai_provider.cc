@@ -1,7 +1,6 @@
 #include "providers/openai_compatible/openai_provider.h"
 
 #include <boost/json.hpp>
-
 #include <cstdlib>
 
 #include "api/sse.h"
@@ -24,10 +23,18 @@ AttemptError FromClientError(const http::ClientError& e) {
         case K::kBadUrl:
         case K::kDns:
         case K::kConnect:
-        case K::kTls: out.kind = AttemptError::Kind::kConnect; break;
-        case K::kTimeout: out.kind = AttemptError::Kind::kTimeout; break;
-        case K::kCancelled: out.kind = AttemptError::Kind::kCancelled; break;
-        case K::kProtocol: out.kind = AttemptError::Kind::kProtocol; break;
+        case K::kTls:
+            out.kind = AttemptError::Kind::kConnect;
+            break;
+        case K::kTimeout:
+            out.kind = AttemptError::Kind::kTimeout;
+            break;
+        case K::kCancelled:
+            out.kind = AttemptError::Kind::kCancelled;
+            break;
+        case K::kProtocol:
+            out.kind = AttemptError::Kind::kProtocol;
+            break;
     }
     return out;
 }
@@ -47,12 +54,13 @@ std::string UpstreamMessage(std::string_view raw, int status) {
 }
 
 class OpenAiProvider final : public Provider {
-public:
+  public:
     explicit OpenAiProvider(const config::ProviderConfig& config) : config_(config) {
         base_url_ = config.base_url;
         while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
         if (!config.api_key_env.empty()) {
-            if (const char* key = std::getenv(config.api_key_env.c_str()); key && *key) api_key_ = key;
+            if (const char* key = std::getenv(config.api_key_env.c_str()); key && *key)
+                api_key_ = key;
         }
         timeouts_.connect = std::chrono::milliseconds(config.connect_timeout_ms);
         timeouts_.first_byte = std::chrono::milliseconds(config.first_byte_timeout_ms);
@@ -74,13 +82,18 @@ public:
         if (ec || !v.is_object() || !v.as_object().contains("choices")) {
             if (!ec && v.is_object() && v.as_object().contains("error")) {
                 // Some servers answer 200 with an error object.
-                AttemptError e{AttemptError::Kind::kHttp, 502, UpstreamMessage(body.value(), 502),
-                               body.value().substr(0, kMaxErrorBody), {}};
+                AttemptError e{AttemptError::Kind::kHttp,
+                               502,
+                               UpstreamMessage(body.value(), 502),
+                               body.value().substr(0, kMaxErrorBody),
+                               {}};
                 co_return e;
             }
-            co_return AttemptError{AttemptError::Kind::kProtocol, 0,
+            co_return AttemptError{AttemptError::Kind::kProtocol,
+                                   0,
                                    "the upstream answer is not a chat completion",
-                                   body.value().substr(0, kMaxErrorBody), {}};
+                                   body.value().substr(0, kMaxErrorBody),
+                                   {}};
         }
         co_return std::move(v.as_object());
     }
@@ -101,10 +114,14 @@ public:
             auto piece = co_await response.Read();
             if (!piece) co_return FromClientError(piece.error());
             if (piece->empty()) break;  // end of body
-            bool ok = parser.Feed(*piece, [&events](api::SseEvent&& e) { events.push_back(std::move(e)); });
+            bool ok = parser.Feed(*piece,
+                                  [&events](api::SseEvent&& e) { events.push_back(std::move(e)); });
             if (!ok) {
-                co_return AttemptError{AttemptError::Kind::kProtocol, 0,
-                                       "an upstream stream event exceeded the size limit", "", {}};
+                co_return AttemptError{AttemptError::Kind::kProtocol,
+                                       0,
+                                       "an upstream stream event exceeded the size limit",
+                                       "",
+                                       {}};
             }
             for (auto& event : events) {
                 if (event.data == "[DONE]") {
@@ -114,16 +131,24 @@ public:
                 boost::system::error_code ec;
                 auto v = json::parse(event.data, ec);
                 if (ec || !v.is_object()) {
-                    co_return AttemptError{AttemptError::Kind::kProtocol, 0,
+                    co_return AttemptError{AttemptError::Kind::kProtocol,
+                                           0,
                                            "the upstream sent a malformed stream event",
-                                           event.data.substr(0, kMaxErrorBody), {}};
+                                           event.data.substr(0, kMaxErrorBody),
+                                           {}};
                 }
                 auto& obj = v.as_object();
                 if (auto err = obj.if_contains("error"); err && err->is_object()) {
-                    AttemptError e{AttemptError::Kind::kStream, 502, "", event.data.substr(0, kMaxErrorBody), {}};
+                    AttemptError e{AttemptError::Kind::kStream,
+                                   502,
+                                   "",
+                                   event.data.substr(0, kMaxErrorBody),
+                                   {}};
                     const auto& eo = err->as_object();
-                    if (auto m = eo.if_contains("message"); m && m->is_string()) e.message = m->as_string();
-                    if (auto c = eo.if_contains("code"); c && c->is_int64()) e.http_status = static_cast<int>(c->as_int64());
+                    if (auto m = eo.if_contains("message"); m && m->is_string())
+                        e.message = m->as_string();
+                    if (auto c = eo.if_contains("code"); c && c->is_int64())
+                        e.http_status = static_cast<int>(c->as_int64());
                     if (e.message.empty()) e.message = "the upstream reported an error mid-stream";
                     co_return e;
                 }
@@ -136,7 +161,7 @@ public:
         co_return true;
     }
 
-private:
+  private:
     asio::awaitable<Result<std::unique_ptr<http::ClientResponse>, AttemptError>> Send(
         const Call& call, bool stream) {
         http::ClientRequest req;

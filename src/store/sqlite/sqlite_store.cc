@@ -94,7 +94,7 @@ constexpr std::string_view kMigrations[] = {
 constexpr std::string_view kKeyPrefix = "sk-bcn-v1-";
 
 class SqliteStore final : public Store {
-public:
+  public:
     explicit SqliteStore(std::unique_ptr<Database> db) : db_(std::move(db)) {}
 
     Status Migrate() {
@@ -176,7 +176,7 @@ public:
         return std::optional<ApiKey>();
     }
 
-private:
+  private:
     static constexpr std::string_view kSelect =
         "SELECT id, name, workspace_id, hint, management, revoked, created_at FROM api_keys";
 

@@ -3,9 +3,8 @@
 
 #include <sqlite3.h>
 
-#include <memory>
-
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -14,7 +13,7 @@
 namespace beacon::store::sqlite {
 
 class Statement {
-public:
+  public:
     Statement(sqlite3* db, std::string_view sql);
     ~Statement();
     Statement(const Statement&) = delete;
@@ -28,12 +27,12 @@ public:
     std::string Text(int column) const;
     int64_t Int(int column) const;
 
-private:
+  private:
     sqlite3_stmt* stmt_ = nullptr;
 };
 
 class Database {
-public:
+  public:
     ~Database();
     static Result<std::unique_ptr<Database>> Open(const std::string& path);
 
@@ -41,7 +40,7 @@ public:
     std::string LastError() const { return sqlite3_errmsg(db_); }
     sqlite3* handle() { return db_; }
 
-private:
+  private:
     sqlite3* db_ = nullptr;
 };
 
