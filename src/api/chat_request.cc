@@ -1,7 +1,7 @@
 #include "api/chat_request.h"
 
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
+#include <fmt/format.h>
 #include <cmath>
 #include <initializer_list>
 #include <tuple>
@@ -44,8 +44,8 @@ Status NumberInRange(const json::object& body, std::string_view field, double lo
     auto it = body.find(field);
     if (it == body.end() || it->value().is_null()) return Status::Ok();
     const auto& v = it->value();
-    const std::string expected = "a number between " + json::serialize(json::value(lo)) + " and " +
-                                 json::serialize(json::value(hi));
+    // fmt prints 2.0 as "2"; json::serialize would print "2E0".
+    const std::string expected = fmt::format("a number between {} and {}", lo, hi);
     if (!v.is_number()) return Expect(false, field, v, expected);
     double d = v.to_number<double>();
     if (!std::isfinite(d) || d < lo || d > hi) return FieldError(field, "expected " + expected);

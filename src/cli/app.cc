@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "broadcast/broadcaster.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
@@ -80,7 +81,17 @@ int Serve(const CommonOptions& o) {
     if (!has_inference_key)
         spdlog::warn("no active inference key: create one with `beacon keys create`");
 
-    gateway::Gateway gw(*c, **store);
+    broadcast::Broadcaster broadcaster(c->broadcast);
+    for (const auto& d : c->broadcast.destinations) {
+        if (auto s = broadcaster.AddDestination(d); !s) return Fail(s.error().message);
+    }
+    broadcaster.Start();
+    if (c->broadcast.enabled) {
+        spdlog::info("broadcast on: {} destination(s) from the config file",
+                     c->broadcast.destinations.size());
+    }
+
+    gateway::Gateway gw(*c, **store, &broadcaster);
     if (auto s = gw.Init(); !s) return Fail(s.error().message);
 
     auto listen = config::ParseListen(c->server.listen);
@@ -120,6 +131,8 @@ int Serve(const CommonOptions& o) {
         spdlog::warn("shutdown deadline passed with {} requests in flight", server.in_flight());
     }
     server.Stop();
+    // What was answered is handed to Broadcast; give it the rest of the deadline to deliver.
+    broadcaster.Shutdown(std::chrono::milliseconds(std::max(1000, c->server.shutdown_timeout_ms / 2)));
     spdlog::info("stopped");
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <boost/url/parse.hpp>
+#include <charconv>
 #include <set>
 
 namespace beacon::config {
@@ -17,6 +18,16 @@ Status Read(const toml::table& t, std::string_view key, T& out, const std::strin
         return Status::Ok();
     }
     return Error{"config: " + where + std::string(key) + " has the wrong type"};
+}
+
+// A key present with another kind of value than expected is an error, so that `[providers]`
+// written for `[[providers]]` does not silently fall back to the demo configuration.
+template <class T>
+Status ExpectKind(const toml::table& t, std::string_view key, const std::string& where,
+                  std::string_view what) {
+    const toml::node* node = t.get(key);
+    if (!node || node->is<T>()) return Status::Ok();
+    return Error{"config: " + where + std::string(key) + " must be " + std::string(what)};
 }
 
 Status ReadInt(const toml::table& t, std::string_view key, int& out, const std::string& where) {
@@ -44,6 +55,7 @@ Status ReadProvider(const toml::table& t, ProviderConfig& p, size_t index) {
           {"chunk_delay_ms", &p.chunk_delay_ms}}) {
         if (auto s = ReadInt(t, key, *target, where); !s) return s;
     }
+    if (auto s = ExpectKind<toml::table>(t, "headers", where, "a table of strings"); !s) return s;
     if (auto headers = t.get_as<toml::table>("headers")) {
         for (const auto& [k, v] : *headers) {
             auto value = v.value<std::string>();
@@ -87,6 +99,40 @@ Status ReadModel(const toml::table& t, ModelConfig& m, size_t index) {
     return Status::Ok();
 }
 
+Status ReadDestination(const toml::table& t, DestinationConfig& d, size_t index) {
+    const std::string where = "broadcast.destinations[" + std::to_string(index) + "].";
+    for (auto [key, target] : {std::pair<std::string_view, std::string*>{"name", &d.name},
+                               {"type", &d.type},
+                               {"public_key", &d.public_key},
+                               {"secret_key", &d.secret_key},
+                               {"secret_key_env", &d.secret_key_env},
+                               {"base_url", &d.base_url},
+                               {"transport", &d.transport}}) {
+        if (auto s = Read(t, key, *target, where); !s) return s;
+    }
+    for (auto [key, target] : {std::pair<std::string_view, bool*>{"enabled", &d.enabled},
+                               {"privacy_mode", &d.privacy_mode},
+                               {"gzip", &d.gzip}}) {
+        if (auto s = Read(t, key, *target, where); !s) return s;
+    }
+    if (auto s = ReadInt(t, "timeout_ms", d.timeout_ms, where); !s) return s;
+    if (const toml::node* node = t.get("sampling_rate")) {
+        auto v = node->value<double>();
+        if (!v) return Error{"config: " + where + "sampling_rate must be a number"};
+        d.sampling_rate = *v;
+    }
+    if (auto keys = t.get_as<toml::array>("api_keys")) {
+        for (const auto& k : *keys) {
+            auto v = k.value<std::string>();
+            if (!v) return Error{"config: " + where + "api_keys must be key names (strings)"};
+            d.api_key_names.push_back(*v);
+        }
+    }
+    if (d.name.empty()) d.name = d.type + "-" + std::to_string(index + 1);
+    d.id = "cfg-" + d.name;
+    return Status::Ok();
+}
+
 }  // namespace
 
 Config DefaultConfig() {
@@ -118,6 +164,15 @@ Error ParseError(std::string_view source_name, const toml::parse_error& e) {
 
 Result<Config> FromTable(const toml::table& root) {
     Config c;
+    if (auto st = ExpectKind<toml::table>(root, "server", "", "a table ([server])"); !st)
+        return st.error();
+    if (auto st = ExpectKind<toml::table>(root, "log", "", "a table ([log])"); !st)
+        return st.error();
+    if (auto st = ExpectKind<toml::array>(root, "providers", "", "an array of tables ([[providers]])");
+        !st)
+        return st.error();
+    if (auto st = ExpectKind<toml::array>(root, "models", "", "an array of tables ([[models]])"); !st)
+        return st.error();
     if (auto server = root.get_as<toml::table>("server")) {
         const std::string w = "server.";
         auto& s = c.server;
@@ -143,6 +198,30 @@ Result<Config> FromTable(const toml::table& root) {
         if (auto st = Read(*log, "format", c.log.format, "log."); !st) return st.error();
     }
     if (auto st = Read(root, "data_dir", c.data_dir, ""); !st) return st.error();
+    if (auto b = root.get_as<toml::table>("broadcast")) {
+        const std::string w = "broadcast.";
+        auto& bc = c.broadcast;
+        if (auto st = Read(*b, "enabled", bc.enabled, w); !st) return st.error();
+        for (auto [key, target] : {std::pair<std::string_view, int*>{"flush_interval_ms", &bc.flush_interval_ms},
+                                   {"max_batch_records", &bc.max_batch_records},
+                                   {"max_batch_bytes", &bc.max_batch_bytes},
+                                   {"queue_capacity", &bc.queue_capacity},
+                                   {"max_attempts", &bc.max_attempts},
+                                   {"retry_base_ms", &bc.retry_base_ms},
+                                   {"retry_max_ms", &bc.retry_max_ms}}) {
+            if (auto st = ReadInt(*b, key, *target, w); !st) return st.error();
+        }
+        if (auto dests = b->get_as<toml::array>("destinations")) {
+            size_t i = 0;
+            for (const auto& node : *dests) {
+                auto t = node.as_table();
+                if (!t) return Error{"config: broadcast.destinations must be [[broadcast.destinations]] tables"};
+                DestinationConfig d;
+                if (auto st = ReadDestination(*t, d, i++); !st) return st.error();
+                bc.destinations.push_back(std::move(d));
+            }
+        }
+    }
     if (auto providers = root.get_as<toml::array>("providers")) {
         size_t i = 0;
         for (const auto& node : *providers) {
@@ -202,19 +281,27 @@ Status ApplyEnvironment(Config& c, const std::function<const char*(const char*)>
     str("BEACON_LOG_LEVEL", c.log.level);
     str("BEACON_LOG_FORMAT", c.log.format);
     str("BEACON_DEFAULT_MODEL", c.server.default_model);
+    // The whole value must be a number: std::stoull would read "-1" as 2^64-1 (no body limit)
+    // and "12abc" as 12.
+    auto whole = [](std::string_view text, auto& out) {
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+        return ec == std::errc() && end == text.data() + text.size();
+    };
     if (const char* v = getenv("BEACON_THREADS"); v && *v) {
-        try {
-            c.server.threads = std::stoi(v);
-        } catch (const std::exception&) {
-            return Error{"BEACON_THREADS: expected an integer"};
+        int threads = 0;
+        if (!whole(v, threads) || threads < 0) {
+            return Error{"BEACON_THREADS: expected an integer >= 0, got \"" + std::string(v) +
+                         "\""};
         }
+        c.server.threads = threads;
     }
     if (const char* v = getenv("BEACON_MAX_BODY_BYTES"); v && *v) {
-        try {
-            c.server.max_body_bytes = std::stoull(v);
-        } catch (const std::exception&) {
-            return Error{"BEACON_MAX_BODY_BYTES: expected an integer"};
+        uint64_t bytes = 0;
+        if (!whole(v, bytes) || bytes == 0) {
+            return Error{"BEACON_MAX_BODY_BYTES: expected a positive integer, got \"" +
+                         std::string(v) + "\""};
         }
+        c.server.max_body_bytes = bytes;
     }
     return Status::Ok();
 }
@@ -275,6 +362,37 @@ Status Validate(const Config& c) {
         }
     }
     if (c.models.empty()) return Error{"models: at least one model is needed"};
+    const auto& bc = c.broadcast;
+    if (bc.flush_interval_ms <= 0 || bc.max_batch_records <= 0 || bc.max_batch_bytes <= 0 ||
+        bc.queue_capacity <= 0 || bc.max_attempts <= 0 || bc.retry_base_ms <= 0 ||
+        bc.retry_max_ms < bc.retry_base_ms) {
+        return Error{"broadcast: intervals, sizes and attempts must be positive"};
+    }
+    std::set<std::string> destinations;
+    for (const auto& d : bc.destinations) {
+        const std::string where = "broadcast.destinations." + d.name;
+        if (!destinations.insert(d.name).second) return Error{where + ": duplicate name"};
+        if (d.type != "langfuse") {
+            return Error{where + ".type: unknown type \"" + d.type + "\" (expected langfuse)"};
+        }
+        if (d.sampling_rate < 0.0001 || d.sampling_rate > 1) {
+            return Error{where + ".sampling_rate: expected a number from 0.0001 to 1"};
+        }
+        if (d.public_key.empty()) return Error{where + ".public_key: required"};
+        if (d.secret_key.empty() && d.secret_key_env.empty()) {
+            return Error{where + ".secret_key: required (or secret_key_env)"};
+        }
+        if (!d.base_url.empty()) {
+            auto url = boost::urls::parse_absolute_uri(d.base_url);
+            if (!url || (url->scheme() != "http" && url->scheme() != "https")) {
+                return Error{where + ".base_url: expected an http(s) URL, got \"" + d.base_url + "\""};
+            }
+        }
+        if (d.transport != "otlp" && d.transport != "ingestion") {
+            return Error{where + ".transport: expected \"otlp\" or \"ingestion\""};
+        }
+        if (d.timeout_ms <= 0) return Error{where + ".timeout_ms: must be positive"};
+    }
     if (!c.server.default_model.empty() && !models.count(c.server.default_model)) {
         return Error{"server.default_model: no model \"" + c.server.default_model + "\""};
     }

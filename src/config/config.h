@@ -79,8 +79,53 @@ struct ModelConfig {
     std::optional<double> cached_prompt_price;
 };
 
+// One Broadcast destination. Common keys first, then the type's own.
+struct DestinationConfig {
+    std::string id;    // stable id (config destinations: "cfg-<name>")
+    std::string name;
+    std::string type;  // "langfuse"
+    bool enabled = true;
+    bool privacy_mode = false;
+    double sampling_rate = 1.0;             // 0.0001..1, deterministic by session
+    std::vector<std::string> api_key_names;  // empty: every key's traffic
+    int timeout_ms = 10000;
+    bool gzip = true;
+    // langfuse
+    std::string public_key;
+    std::string secret_key;
+    std::string secret_key_env;
+    std::string base_url;  // default https://us.cloud.langfuse.com
+    std::string transport = "otlp";
+};
+
+// Broadcast: the pipeline and the destinations declared in the file (they apply to every
+// workspace).
+//
+// | key                              | default | meaning                                   |
+// |----------------------------------|---------|-------------------------------------------|
+// | broadcast.enabled                | false   | master switch for config destinations     |
+// | broadcast.flush_interval_ms      | 1000    | a batch waits at most this long           |
+// | broadcast.max_batch_records      | 100     | records per export request                |
+// | broadcast.max_batch_bytes        | 2500000 | estimated request size bound (< 3 MB)     |
+// | broadcast.queue_capacity         | 10000   | records waiting per destination; beyond, new ones are dropped and counted |
+// | broadcast.max_attempts           | 8       | tries per batch before it is dropped      |
+// | broadcast.retry_base_ms / retry_max_ms | 500 / 30000 | exponential backoff with jitter   |
+// | [[broadcast.destinations]]       | -       | see DestinationConfig                     |
+struct BroadcastConfig {
+    bool enabled = false;
+    int flush_interval_ms = 1000;
+    int max_batch_records = 100;
+    int max_batch_bytes = 2500000;
+    int queue_capacity = 10000;
+    int max_attempts = 8;
+    int retry_base_ms = 500;
+    int retry_max_ms = 30000;
+    std::vector<DestinationConfig> destinations;
+};
+
 struct Config {
     ServerConfig server;
+    BroadcastConfig broadcast;
     LogConfig log;
     std::string data_dir = "./data";
     std::vector<ProviderConfig> providers;

@@ -77,13 +77,23 @@ class ChatCall final : public providers::ChunkSink {
           key_(key),
           keepalive_timer_(exchange.executor()),
           start_(Clock::now()) {
-        created_ = static_cast<int64_t>(std::time(nullptr));
+        start_unix_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+        created_ = start_unix_ns_ / 1000000000;
         gen_id_ = base::NewGenerationId(created_);
     }
 
     asio::awaitable<void> Run() {
+        co_await RunInner();
+        Record();
+    }
+
+private:
+    asio::awaitable<void> RunInner() {
         auto parsed = api::ParseChatRequest(ex_.body());
         if (!parsed) {
+            rejected_ = true;
             co_await Fail(api::ApiError::BadRequest(parsed.error().message));
             co_return;
         }
@@ -91,12 +101,14 @@ class ChatCall final : public providers::ChunkSink {
         if (req_.session_id.empty()) {
             std::string_view header = ex_.header("x-session-id");
             if (auto bad = api::ValidateSessionId(header)) {
+                rejected_ = true;
                 co_await Fail(api::ApiError::BadRequest(*bad));
                 co_return;
             }
             req_.session_id = std::string(header);
         }
         if (auto s = ResolveCandidates(); !s) {
+            rejected_ = true;
             co_await Fail(api::ApiError::NotFound(s.error().message));
             co_return;
         }
@@ -109,8 +121,9 @@ class ChatCall final : public providers::ChunkSink {
         } else {
             co_await (RunWhole() || Watch());
         }
-        Record();
     }
+
+public:
 
     // ChunkSink: one upstream chunk, rewritten and sent to the client.
     asio::awaitable<bool> OnChunk(json::object chunk) override {
@@ -142,6 +155,10 @@ class ChatCall final : public providers::ChunkSink {
     }
 
   private:
+    int64_t UnixNs(Clock::time_point t) const {
+        return start_unix_ns_ + std::chrono::duration_cast<std::chrono::nanoseconds>(t - start_).count();
+    }
+
     Status ResolveCandidates() {
         std::vector<std::string> names;
         if (!req_.model.empty()) {
@@ -394,6 +411,7 @@ class ChatCall final : public providers::ChunkSink {
     asio::awaitable<void> WriteStreamError(const api::ApiError& error) {
         status_ = error.status;
         error_ = error.message;
+        error_type_ = ErrorType(error);
         finish_reason_ = "error";
         json::object chunk;
         Stamp(chunk, "chat.completion.chunk");
@@ -477,6 +495,7 @@ class ChatCall final : public providers::ChunkSink {
     asio::awaitable<void> Fail(const api::ApiError& error) {
         status_ = error.status;
         error_ = error.message;
+        error_type_ = ErrorType(error);
         if (!finish_reason_.empty() || status_ >= 500) finish_reason_ = "error";
         http::Headers headers = GenerationHeaders();
         if (auto ra = error.metadata.if_contains("retry_after"); ra && ra->is_int64()) {
@@ -485,44 +504,92 @@ class ChatCall final : public providers::ChunkSink {
         co_await ex_.Respond(error.status, kJson, api::ErrorBody(error), std::move(headers));
     }
 
+    static std::string ErrorType(const api::ApiError& error) {
+        if (auto t = error.metadata.if_contains("error_type"); t && t->is_string()) {
+            return std::string(t->as_string());
+        }
+        switch (error.status) {
+            case 400: return "invalid_request";
+            case 404: return "not_found";
+            default: return "error";
+        }
+    }
+
+    // The request's messages as JSON text, once. A request that failed validation keeps what
+    // can be read of it: its messages if the JSON parsed, else the raw body as a string.
+    std::string InputJson() const {
+        constexpr size_t kRawLimit = 64 * 1024;
+        if (!rejected_) {
+            if (auto m = req_.body.if_contains("messages")) return json::serialize(*m);
+            if (auto p = req_.body.if_contains("prompt")) return json::serialize(*p);
+            return {};
+        }
+        boost::system::error_code ec;
+        auto v = json::parse(ex_.body(), ec);
+        if (!ec && v.is_object()) {
+            if (auto m = v.as_object().if_contains("messages")) return json::serialize(*m);
+        }
+        return json::serialize(json::value(std::string_view(ex_.body()).substr(0, kRawLimit)));
+    }
+
     void Record() {
         const auto end = Clock::now();
-        GenerationInfo info;
-        info.id = gen_id_;
-        info.workspace_id = key_.workspace_id;
-        info.key_id = key_.id;
-        info.key_name = key_.name;
+        auto rec = std::make_shared<trace::TraceRecord>();
+        rec->generation_id = gen_id_;
+        rec->workspace_id = key_.workspace_id;
+        rec->api_key_id = key_.id;
+        rec->api_key_name = key_.name;
+        rec->user = req_.user;
+        rec->session_id = req_.session_id;
+        rec->trace = std::move(req_.trace);
         if (model_) {
-            info.model = model_->id;
-            info.provider_name = ProviderFor(*model_).display_name();
-            info.cost = providers::ComputeCost(*model_, usage_);
+            rec->model = model_->id;
+            rec->provider = ProviderFor(*model_).display_name();
+            rec->cost = providers::ComputeCost(*model_, usage_);
+        } else {
+            rec->model = req_.model;
         }
-        info.user = req_.user;
-        info.session_id = req_.session_id;
-        info.created_at = created_;
-        info.streamed = req_.stream;
-        info.cancelled = cancelled_;
-        info.finish_reason = cancelled_ && finish_reason_.empty() ? "cancelled" : finish_reason_;
-        info.native_finish_reason = native_finish_reason_;
-        info.usage = usage_;
-        info.latency_ms = Ms(end - start_);
-        if (first_byte_) info.generation_time_ms = Ms(end - *first_byte_);
-        if (first_token_) info.time_to_first_token_ms = Ms(*first_token_ - start_);
-        info.status = cancelled_ ? 499 : status_;
-        info.error = error_;
-        info.attempts = attempts_;
-        spdlog::info(
-            "chat completion id={} key={} model={} status={} stream={} cancelled={} "
-            "tokens={}+{} cost={:.8f} latency_ms={:.1f}",
-            info.id, key_.name, info.model, info.status, info.streamed, info.cancelled,
-            usage_.prompt_tokens, usage_.completion_tokens, info.cost.total, info.latency_ms);
+        rec->model_parameters = trace::ModelParameters(req_.body, req_.stream);
+        rec->streamed = req_.stream;
+        rec->input_json = InputJson();
+        rec->output_text = std::move(content_);
+        rec->reasoning = std::move(reasoning_);
+        for (auto& tc : tool_calls_) {
+            rec->tool_calls.push_back({std::move(tc.id), std::move(tc.type), std::move(tc.name),
+                                       std::move(tc.arguments)});
+        }
+        rec->finish_reason = finish_reason_;
+        rec->native_finish_reason = native_finish_reason_;
+        rec->usage = usage_;
+        rec->start_ns = start_unix_ns_;
+        rec->end_ns = UnixNs(end);
+        if (first_token_) rec->first_token_ns = UnixNs(*first_token_);
+        if (cancelled_) {
+            rec->outcome = trace::Outcome::kCancelled;
+            rec->status = 499;
+        } else if (rejected_) {
+            rec->outcome = trace::Outcome::kRejected;
+            rec->status = status_;
+        } else if (!error_.empty()) {
+            rec->outcome = trace::Outcome::kFailed;
+            rec->status = status_;
+        }
+        rec->error_type = error_type_;
+        rec->error = error_;
+        rec->attempts = std::move(attempts_);
+        spdlog::info("chat completion id={} key={} model={} status={} stream={} outcome={} "
+                     "tokens={}+{} cost={:.8f} latency_ms={:.1f}",
+                     rec->generation_id, key_.name, rec->model, rec->status, rec->streamed,
+                     static_cast<int>(rec->outcome), usage_.prompt_tokens,
+                     usage_.completion_tokens, rec->cost.total, Ms(end - start_));
         {
             std::lock_guard lock(gw_.usage_mu_);
             auto& u = gw_.usage_by_key_[key_.id];
-            u.cost += info.cost.total;
+            u.cost += rec->cost.total;
             u.requests += 1;
         }
-        gw_.generations_.Add(std::move(info));
+        gw_.generations_.Add(*rec);
+        if (gw_.sink_) gw_.sink_->Submit(std::move(rec));
     }
 
     Gateway& gw_;
@@ -536,7 +603,7 @@ class ChatCall final : public providers::ChunkSink {
     int64_t created_ = 0;
     std::vector<const providers::ModelEntry*> candidates_;
     const providers::ModelEntry* model_ = nullptr;
-    std::vector<Attempt> attempts_;
+    std::vector<trace::Attempt> attempts_;
 
     Clock::time_point start_;
     std::optional<Clock::time_point> first_byte_;
@@ -548,6 +615,9 @@ class ChatCall final : public providers::ChunkSink {
     bool cancelled_ = false;
     int status_ = 200;
     std::string error_;
+    std::string error_type_;
+    bool rejected_ = false;
+    int64_t start_unix_ns_ = 0;
 
     providers::Usage usage_;
     json::object upstream_usage_;

@@ -15,12 +15,14 @@
 #include "providers/catalog.h"
 #include "providers/provider.h"
 #include "store/store.h"
+#include "trace/trace_record.h"
 
 namespace beacon::gateway {
 
 class Gateway {
   public:
-    Gateway(const config::Config& config, store::Store& store);
+    // `sink` (may be null) receives a TraceRecord for every request that passed authentication.
+    Gateway(const config::Config& config, store::Store& store, trace::RecordSink* sink);
 
     // Creates the providers; fails on a configuration error.
     Status Init();
@@ -42,6 +44,7 @@ class Gateway {
 
     config::Config config_;
     store::Store& store_;
+    trace::RecordSink* sink_;
     store::KeyCache keys_;
     providers::Catalog catalog_;
     std::map<std::string, std::unique_ptr<providers::Provider>> providers_;

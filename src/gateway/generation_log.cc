@@ -1,5 +1,7 @@
 #include "gateway/generation_log.h"
 
+#include <algorithm>
+
 namespace beacon::gateway {
 
 void GenerationLog::Add(GenerationInfo info) {
@@ -11,6 +13,39 @@ void GenerationLog::Add(GenerationInfo info) {
         by_id_.erase(order_.front());
         order_.pop_front();
     }
+}
+
+void GenerationLog::Add(const trace::TraceRecord& r) {
+    GenerationInfo info;
+    info.id = r.generation_id;
+    info.workspace_id = r.workspace_id;
+    info.key_id = r.api_key_id;
+    info.key_name = r.api_key_name;
+    info.model = r.model;
+    info.provider_name = r.provider;
+    info.user = r.user;
+    info.session_id = r.session_id;
+    info.created_at = r.start_ns / 1000000000;
+    info.streamed = r.streamed;
+    info.cancelled = r.outcome == trace::Outcome::kCancelled;
+    info.finish_reason = info.cancelled && r.finish_reason.empty() ? "cancelled" : r.finish_reason;
+    info.native_finish_reason = r.native_finish_reason;
+    info.usage = r.usage;
+    info.cost = r.cost;
+    info.latency_ms = static_cast<double>(r.end_ns - r.start_ns) / 1e6;
+    info.generation_time_ms = info.latency_ms;
+    if (!r.attempts.empty()) {
+        double before = 0;
+        for (size_t i = 0; i + 1 < r.attempts.size(); ++i) before += r.attempts[i].latency_ms;
+        info.generation_time_ms = std::max(0.0, info.latency_ms - before);
+    }
+    if (r.first_token_ns) {
+        info.time_to_first_token_ms = static_cast<double>(*r.first_token_ns - r.start_ns) / 1e6;
+    }
+    info.status = r.status;
+    info.error = r.error;
+    info.attempts = r.attempts;
+    Add(std::move(info));
 }
 
 std::optional<GenerationInfo> GenerationLog::Find(const std::string& id) const {

@@ -11,17 +11,11 @@
 #include <vector>
 
 #include "providers/catalog.h"
+#include "trace/trace_record.h"
 
 namespace beacon::gateway {
 
-// One upstream attempt, kept for the generation stats and (later) the trace.
-struct Attempt {
-    std::string model;     // catalog id
-    std::string provider;  // display name
-    int status = 0;        // upstream HTTP status, 0 when none was received
-    std::string error;     // empty when the attempt succeeded
-    double latency_ms = 0;
-};
+using Attempt = trace::Attempt;
 
 struct GenerationInfo {
     std::string id;
@@ -52,6 +46,8 @@ class GenerationLog {
     explicit GenerationLog(size_t capacity) : capacity_(capacity) {}
 
     void Add(GenerationInfo info);
+    // The summary of a finished request (its content is not kept).
+    void Add(const trace::TraceRecord& record);
     std::optional<GenerationInfo> Find(const std::string& id) const;
 
   private:

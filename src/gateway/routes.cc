@@ -108,9 +108,10 @@ std::string KeyJson(const store::ApiKey& key, double cost, int64_t requests) {
 
 }  // namespace
 
-Gateway::Gateway(const config::Config& config, store::Store& store)
+Gateway::Gateway(const config::Config& config, store::Store& store, trace::RecordSink* sink)
     : config_(config),
       store_(store),
+      sink_(sink),
       keys_(store, std::chrono::seconds(5)),
       catalog_(config.models) {}
 

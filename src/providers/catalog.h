@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/usage.h"
 #include "config/config.h"
 
 namespace beacon::providers {
@@ -25,20 +26,8 @@ struct ModelEntry {
     int64_t created = 0;             // unix seconds (when the catalog was loaded)
 };
 
-struct Usage {
-    int64_t prompt_tokens = 0;
-    int64_t completion_tokens = 0;
-    int64_t total_tokens = 0;
-    int64_t cached_tokens = 0;     // part of prompt_tokens
-    int64_t reasoning_tokens = 0;  // part of completion_tokens
-    bool known = false;            // the provider reported usage
-};
-
-struct Cost {
-    double prompt = 0;
-    double completion = 0;
-    double total = 0;
-};
+using api::Cost;
+using api::Usage;
 
 // Cost from the catalog's prices: uncached prompt tokens at the prompt price, cached ones at
 // the cached price, completion tokens (reasoning included) at the completion price.

@@ -1,0 +1,49 @@
+#include "base/gzip.h"
+
+#include <zlib.h>
+
+#include <stdexcept>
+
+namespace beacon::base {
+
+std::string Gzip(std::string_view data, int level) {
+    z_stream zs{};
+    // 15 window bits + 16 selects the gzip wrapper.
+    if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        throw std::runtime_error("zlib: deflateInit2 failed");
+    }
+    std::string out;
+    out.resize(deflateBound(&zs, static_cast<uLong>(data.size())) + 32);
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    zs.avail_in = static_cast<uInt>(data.size());
+    zs.next_out = reinterpret_cast<Bytef*>(out.data());
+    zs.avail_out = static_cast<uInt>(out.size());
+    int rc = deflate(&zs, Z_FINISH);
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) throw std::runtime_error("zlib: deflate failed");
+    out.resize(zs.total_out);
+    return out;
+}
+
+std::string Gunzip(std::string_view data, bool* ok) {
+    *ok = false;
+    z_stream zs{};
+    if (inflateInit2(&zs, 15 + 16) != Z_OK) return {};
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    zs.avail_in = static_cast<uInt>(data.size());
+    std::string out;
+    char buf[16384];
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        zs.next_out = reinterpret_cast<Bytef*>(buf);
+        zs.avail_out = sizeof(buf);
+        rc = inflate(&zs, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END) break;
+        out.append(buf, sizeof(buf) - zs.avail_out);
+    }
+    inflateEnd(&zs);
+    *ok = (rc == Z_STREAM_END);
+    return out;
+}
+
+}  // namespace beacon::base

@@ -1,0 +1,44 @@
+#include "base/json_text.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace beacon::base {
+
+void AppendJsonString(std::string& out, std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.reserve(out.size() + s.size() + 2);
+    out.push_back('"');
+    size_t run = 0;  // start of the current run of bytes that need no escaping
+    for (size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        out.append(s.data() + run, i - run);
+        run = i + 1;
+        switch (c) {
+            case '"': out.append("\\\""); break;
+            case '\\': out.append("\\\\"); break;
+            case '\n': out.append("\\n"); break;
+            case '\r': out.append("\\r"); break;
+            case '\t': out.append("\\t"); break;
+            case '\b': out.append("\\b"); break;
+            case '\f': out.append("\\f"); break;
+            default:
+                out.append("\\u00");
+                out.push_back(kHex[c >> 4]);
+                out.push_back(kHex[c & 0xf]);
+        }
+    }
+    out.append(s.data() + run, s.size() - run);
+    out.push_back('"');
+}
+
+void AppendJsonNumber(std::string& out, double v) {
+    if (!std::isfinite(v)) v = 0;
+    fmt::format_to(std::back_inserter(out), "{}", v);
+}
+
+void AppendJsonInt(std::string& out, int64_t v) { fmt::format_to(std::back_inserter(out), "{}", v); }
+
+}  // namespace beacon::base

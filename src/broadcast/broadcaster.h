@@ -1,0 +1,80 @@
+// The Broadcast pipeline. The request path calls Submit(record), which never blocks: for each
+// destination that accepts the record (enabled, key filter, sampling) the record is appended to
+// that destination's bounded queue, or dropped and counted when the queue is full. One
+// Broadcast thread runs an exporter coroutine per destination, so a slow destination never
+// holds up another. An exporter batches (by count, estimated bytes, or flush interval), sends
+// through its Destination, and applies the outcome: retry with exponential backoff and jitter
+// (honouring Retry-After), split a refused batch to isolate the bad record, or drop and count.
+//
+// Durability comes later (a spool between Submit and the exporters); the queue is the seam.
+//
+// Thread-safety: Submit and Health may be called from any thread; AddDestination before Start.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/result.h"
+#include "broadcast/destination.h"
+#include "config/config.h"
+#include "trace/trace_record.h"
+
+namespace beacon::broadcast {
+
+struct DestinationHealth {
+    std::string id;
+    std::string name;
+    std::string type;
+    bool healthy = true;
+    int64_t queued = 0;     // waiting in memory now
+    int64_t delivered = 0;  // records accepted by the destination
+    int64_t failed = 0;     // export attempts that failed
+    int64_t retried = 0;    // export attempts repeated
+    int64_t dropped_queue_full = 0;
+    int64_t dropped_rejected = 0;  // refused by the destination (400/413, 207 item 4xx)
+    int64_t dropped_gave_up = 0;   // still failing after max_attempts
+    int64_t dropped_shutdown = 0;  // undelivered when the shutdown deadline passed
+    int64_t last_success_unix_ms = 0;
+    int64_t last_error_unix_ms = 0;
+    std::string last_error;
+};
+
+class Broadcaster final : public trace::RecordSink {
+public:
+    explicit Broadcaster(config::BroadcastConfig options);
+    ~Broadcaster() override;
+
+    Status AddDestination(const config::DestinationConfig& config);
+    void AddDestination(std::unique_ptr<Destination> destination);
+
+    // Starts the Broadcast thread.
+    void Start();
+
+    void Submit(trace::RecordPtr record) override;
+
+    // Stops taking records, lets the exporters send what they hold until `deadline`, then
+    // aborts what is left (counted as dropped_shutdown) and joins the thread.
+    void Shutdown(std::chrono::milliseconds deadline);
+
+    std::vector<DestinationHealth> Health() const;
+
+    bool enabled() const { return options_.enabled && !exporters_.empty(); }
+
+    class Exporter;  // one per destination (broadcaster.cc)
+
+private:
+    config::BroadcastConfig options_;
+    boost::asio::io_context ioc_{1};
+    std::vector<std::unique_ptr<Exporter>> exporters_;
+    std::thread thread_;
+    std::atomic<bool> accepting_{false};
+};
+
+}  // namespace beacon::broadcast

@@ -1,0 +1,527 @@
+#include "broadcast/destinations/langfuse/mapping.h"
+
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+
+#include "base/crypto.h"
+#include "base/ids.h"
+#include "base/json_text.h"
+
+namespace beacon::broadcast::langfuse {
+namespace {
+
+using base::AppendJsonInt;
+using base::AppendJsonNumber;
+using base::AppendJsonString;
+
+constexpr std::string_view kServiceName = "beacon";
+constexpr std::string_view kServiceVersion = "0.1.0";
+
+std::string ValueText(const boost::json::value& v) {
+    if (v.is_string()) return std::string(v.as_string());
+    return boost::json::serialize(v);
+}
+
+std::string Truncated(size_t bytes) {
+    std::string note;
+    AppendJsonString(note, "[content of " + std::to_string(bytes) +
+                               " bytes not exported: larger than Langfuse accepts]");
+    return note;
+}
+
+std::string OutputJson(const trace::TraceRecord& r) {
+    std::string out = R"({"role":"assistant","content":)";
+    AppendJsonString(out, r.output_text);
+    if (!r.reasoning.empty()) {
+        out += R"(,"reasoning":)";
+        AppendJsonString(out, r.reasoning);
+    }
+    if (!r.tool_calls.empty()) {
+        out += R"(,"tool_calls":[)";
+        for (size_t i = 0; i < r.tool_calls.size(); ++i) {
+            const auto& tc = r.tool_calls[i];
+            if (i) out.push_back(',');
+            out += R"({"id":)";
+            AppendJsonString(out, tc.id);
+            out += R"(,"type":)";
+            AppendJsonString(out, tc.type);
+            out += R"(,"function":{"name":)";
+            AppendJsonString(out, tc.name);
+            out += R"(,"arguments":)";
+            AppendJsonString(out, tc.arguments);
+            out += "}}";
+        }
+        out.push_back(']');
+    }
+    out.push_back('}');
+    return out;
+}
+
+std::string UsageDetailsJson(const api::Usage& u) {
+    const int64_t cached = std::clamp<int64_t>(u.cached_tokens, 0, u.prompt_tokens);
+    const int64_t reasoning = std::clamp<int64_t>(u.reasoning_tokens, 0, u.completion_tokens);
+    std::string out = R"({"input":)";
+    AppendJsonInt(out, std::max<int64_t>(0, u.prompt_tokens - cached));
+    out += R"(,"input_cached_tokens":)";
+    AppendJsonInt(out, cached);
+    out += R"(,"output":)";
+    AppendJsonInt(out, std::max<int64_t>(0, u.completion_tokens - reasoning));
+    out += R"(,"output_reasoning_tokens":)";
+    AppendJsonInt(out, reasoning);
+    out += R"(,"total":)";
+    AppendJsonInt(out, std::max<int64_t>(0, u.total_tokens));
+    out.push_back('}');
+    return out;
+}
+
+std::string CostDetailsJson(const api::Cost& c) {
+    std::string out = R"({"input":)";
+    AppendJsonNumber(out, std::max(0.0, c.prompt));
+    out += R"(,"output":)";
+    AppendJsonNumber(out, std::max(0.0, c.completion));
+    out += R"(,"total":)";
+    AppendJsonNumber(out, std::max(0.0, c.total));
+    out.push_back('}');
+    return out;
+}
+
+std::string AttemptsJson(const std::vector<trace::Attempt>& attempts, bool privacy) {
+    std::string out = "[";
+    for (size_t i = 0; i < attempts.size(); ++i) {
+        const auto& a = attempts[i];
+        if (i) out.push_back(',');
+        out += R"({"model":)";
+        AppendJsonString(out, a.model);
+        out += R"(,"provider":)";
+        AppendJsonString(out, a.provider);
+        out += R"(,"status":)";
+        AppendJsonInt(out, a.status);
+        if (!privacy && !a.error.empty()) {
+            out += R"(,"error":)";
+            AppendJsonString(out, a.error);
+        }
+        out.push_back('}');
+    }
+    out.push_back(']');
+    return out;
+}
+
+// A deterministic UUID-shaped id for a legacy ingestion event.
+std::string EventId(std::string_view generation_id, std::string_view kind) {
+    std::string h = base::Sha256Hex(std::string(generation_id) + ":event:" + std::string(kind));
+    return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+           "-" + h.substr(20, 12);
+}
+
+// --- OTLP attribute writers ---------------------------------------------------------------
+
+class Attributes {
+public:
+    explicit Attributes(std::string& out) : out_(out) { out_.push_back('['); }
+    void Close() { out_.push_back(']'); }
+
+    void String(std::string_view key, std::string_view value) {
+        Key(key);
+        out_ += R"({"stringValue":)";
+        AppendJsonString(out_, value);
+        out_ += "}}";
+    }
+    void Strings(std::string_view key, const std::vector<std::string>& values) {
+        Key(key);
+        out_ += R"({"arrayValue":{"values":[)";
+        for (size_t i = 0; i < values.size(); ++i) {
+            if (i) out_.push_back(',');
+            out_ += R"({"stringValue":)";
+            AppendJsonString(out_, values[i]);
+            out_.push_back('}');
+        }
+        out_ += "]}}}";
+    }
+
+private:
+    void Key(std::string_view key) {
+        if (!first_) out_.push_back(',');
+        first_ = false;
+        out_ += R"({"key":)";
+        AppendJsonString(out_, key);
+        out_ += R"(,"value":)";
+    }
+    std::string& out_;
+    bool first_ = true;
+};
+
+void TraceAttributes(Attributes& a, const Mapped& m) {
+    a.String("langfuse.trace.name", m.trace_name);
+    if (!m.user.empty()) {
+        a.String("langfuse.user.id", m.user);
+        a.String("user.id", m.user);
+    }
+    if (!m.session.empty()) {
+        a.String("langfuse.session.id", m.session);
+        a.String("session.id", m.session);
+    }
+    a.String("langfuse.environment", m.environment);
+    if (!m.release.empty()) a.String("langfuse.release", m.release);
+    if (!m.version.empty()) a.String("langfuse.version", m.version);
+    if (!m.tags.empty()) a.Strings("langfuse.trace.tags", m.tags);
+    for (const auto& [k, v] : m.trace_metadata) a.String("langfuse.trace.metadata." + k, v);
+}
+
+void AppendSpan(std::string& out, const Mapped& m, bool is_generation) {
+    out += R"({"traceId":")";
+    out += m.trace_id;
+    out += R"(","spanId":")";
+    out += is_generation ? m.generation_id : *m.span_id;
+    out.push_back('"');
+    const std::string& parent = (is_generation && m.span_id) ? *m.span_id : m.parent_id;
+    if (!parent.empty()) {
+        out += R"(,"parentSpanId":")";
+        out += parent;
+        out.push_back('"');
+    }
+    out += R"(,"name":)";
+    AppendJsonString(out, is_generation ? m.generation_name : m.span_name);
+    out += R"(,"kind":1,"startTimeUnixNano":")";
+    AppendJsonInt(out, m.start_ns);
+    out += R"(","endTimeUnixNano":")";
+    AppendJsonInt(out, m.end_ns);
+    out += R"(","attributes":)";
+    Attributes a(out);
+    TraceAttributes(a, m);
+    a.String("langfuse.observation.type", is_generation ? "generation" : "span");
+    a.String("langfuse.observation.level", LevelName(m.level));
+    if (!m.status_message.empty()) a.String("langfuse.observation.status_message", m.status_message);
+    if (is_generation) {
+        a.String("langfuse.observation.model.name", m.model);
+        a.String("langfuse.observation.model.parameters", m.model_parameters_json);
+        if (m.input_json) a.String("langfuse.observation.input", *m.input_json);
+        if (m.output_json) a.String("langfuse.observation.output", *m.output_json);
+        a.String("langfuse.observation.usage_details", m.usage_details_json);
+        a.String("langfuse.observation.cost_details", m.cost_details_json);
+        if (m.completion_start_ns) {
+            a.String("langfuse.observation.completion_start_time", IsoTime(*m.completion_start_ns));
+        }
+        for (const auto& [k, v] : m.observation_metadata) {
+            a.String("langfuse.observation.metadata." + k, v);
+        }
+    }
+    a.Close();
+    // Integer status codes: 2 = ERROR, 1 = OK, 0 = unset (warnings are neither).
+    out += R"(,"status":{"code":)";
+    if (m.level == Level::kError) {
+        out += R"(2,"message":)";
+        AppendJsonString(out, m.status_message);
+    } else {
+        out.push_back(m.level == Level::kDefault ? '1' : '0');
+    }
+    out += "}}";
+}
+
+// --- legacy ingestion writers ---------------------------------------------------------------
+
+void AppendStringMap(std::string& out, const std::vector<std::pair<std::string, std::string>>& kv) {
+    out.push_back('{');
+    for (size_t i = 0; i < kv.size(); ++i) {
+        if (i) out.push_back(',');
+        AppendJsonString(out, kv[i].first);
+        out.push_back(':');
+        AppendJsonString(out, kv[i].second);
+    }
+    out.push_back('}');
+}
+
+void AppendField(std::string& out, std::string_view key, std::string_view value) {
+    out.push_back(',');
+    AppendJsonString(out, key);
+    out.push_back(':');
+    AppendJsonString(out, value);
+}
+
+void AppendRawField(std::string& out, std::string_view key, std::string_view json) {
+    out.push_back(',');
+    AppendJsonString(out, key);
+    out.push_back(':');
+    out += json;
+}
+
+void AppendEventHead(std::string& out, std::string_view id, std::string_view type,
+                     const Mapped& m) {
+    out += R"({"id":)";
+    AppendJsonString(out, id);
+    out += R"(,"type":)";
+    AppendJsonString(out, type);
+    out += R"(,"timestamp":)";
+    AppendJsonString(out, IsoTime(m.end_ns));
+    out += R"(,"body":{"id":)";
+}
+
+void AppendObservationCommon(std::string& out, const Mapped& m, std::string_view parent,
+                             std::string_view name) {
+    AppendField(out, "traceId", m.trace_id);
+    if (!parent.empty()) AppendField(out, "parentObservationId", parent);
+    AppendField(out, "name", name);
+    AppendField(out, "startTime", IsoTime(m.start_ns));
+    AppendField(out, "endTime", IsoTime(m.end_ns));
+    AppendField(out, "level", LevelName(m.level));
+    if (!m.status_message.empty()) AppendField(out, "statusMessage", m.status_message);
+    AppendField(out, "environment", m.environment);
+}
+
+}  // namespace
+
+std::string TraceIdFrom(std::string_view value) {
+    if (base::IsLowerHex(value, 32)) return std::string(value);
+    return base::Sha256Hex(value).substr(0, 32);
+}
+
+std::string ObservationIdFrom(std::string_view value) {
+    if (base::IsLowerHex(value, 16)) return std::string(value);
+    return base::Sha256Hex(value).substr(0, 16);
+}
+
+Environment NormalizeEnvironment(std::string_view raw) {
+    std::string lower(raw);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    bool ok = !lower.empty() && lower.size() <= 40 && lower.rfind("langfuse", 0) != 0;
+    for (char c : lower) {
+        ok &= (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    }
+    if (ok) return {lower, ""};
+    return {"default", std::string(raw)};
+}
+
+std::string_view LevelName(Level level) {
+    switch (level) {
+        case Level::kDefault: return "DEFAULT";
+        case Level::kWarning: return "WARNING";
+        case Level::kError: return "ERROR";
+    }
+    return "DEFAULT";
+}
+
+std::string IsoTime(int64_t unix_ns) {
+    const int64_t seconds = unix_ns / 1000000000;
+    const int64_t millis = (unix_ns / 1000000) % 1000;
+    std::time_t t = static_cast<std::time_t>(seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[40];
+    const size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(millis));
+    return buf;
+}
+
+Mapped Map(const trace::TraceRecord& r, bool privacy) {
+    Mapped m;
+    m.trace_id = TraceIdFrom(r.trace.trace_id.empty() ? r.generation_id : r.trace.trace_id);
+    m.generation_id = base::Sha256Hex(r.generation_id).substr(0, 16);
+    if (!r.trace.span_name.empty()) {
+        m.span_id = base::Sha256Hex(r.generation_id + ":span").substr(0, 16);
+        m.span_name = r.trace.span_name;
+    }
+    if (!r.trace.parent_span_id.empty()) m.parent_id = ObservationIdFrom(r.trace.parent_span_id);
+    m.trace_name = r.trace.trace_name.empty() ? std::string(kDefaultTraceName) : r.trace.trace_name;
+    m.generation_name = r.trace.generation_name.empty() ? std::string(kDefaultGenerationName)
+                                                        : r.trace.generation_name;
+    m.user = r.user;
+    m.session = r.session_id;
+    m.environment = "default";
+
+    for (const auto& [key, value] : r.trace.extra) {
+        if (key == "environment" && value.is_string()) {
+            auto env = NormalizeEnvironment(value.as_string());
+            m.environment = env.name;
+            if (!env.rejected.empty()) m.trace_metadata.emplace_back("environment", env.rejected);
+            continue;
+        }
+        if (key == "release" && value.is_string()) {
+            m.release = value.as_string();
+            continue;
+        }
+        if (key == "version" && value.is_string()) {
+            m.version = value.as_string();
+            continue;
+        }
+        if (key == "tags" && value.is_array()) {
+            const auto& arr = value.as_array();
+            if (std::all_of(arr.begin(), arr.end(), [](const auto& v) { return v.is_string(); })) {
+                for (const auto& t : arr) m.tags.emplace_back(t.as_string());
+                std::sort(m.tags.begin(), m.tags.end());
+                m.tags.erase(std::unique(m.tags.begin(), m.tags.end()), m.tags.end());
+                continue;
+            }
+        }
+        m.trace_metadata.emplace_back(key, ValueText(value));
+    }
+
+    m.model = r.model;
+    m.model_parameters_json = boost::json::serialize(r.model_parameters);
+    if (!privacy) {
+        if (!r.input_json.empty()) {
+            m.input_json = r.input_json.size() > kMaxContentBytes ? Truncated(r.input_json.size())
+                                                                  : r.input_json;
+        }
+        if (r.outcome == trace::Outcome::kOk || !r.output_text.empty() || !r.tool_calls.empty()) {
+            std::string out = OutputJson(r);
+            m.output_json = out.size() > kMaxContentBytes ? Truncated(out.size()) : std::move(out);
+        }
+    }
+    m.usage_details_json = UsageDetailsJson(r.usage);
+    m.cost_details_json = CostDetailsJson(r.cost);
+    m.start_ns = r.start_ns;
+    m.end_ns = std::max(r.end_ns, r.start_ns);
+    m.completion_start_ns = r.first_token_ns;
+
+    switch (r.outcome) {
+        case trace::Outcome::kOk:
+            if (r.finish_reason == "length" || r.finish_reason == "content_filter") {
+                m.level = Level::kWarning;
+                m.status_message = "finish_reason: " + r.finish_reason;
+            }
+            break;
+        case trace::Outcome::kCancelled:
+            m.level = Level::kWarning;
+            m.status_message = "cancelled: the client closed the connection";
+            break;
+        case trace::Outcome::kFailed:
+        case trace::Outcome::kRejected:
+            m.level = Level::kError;
+            if (privacy || r.error.empty()) {
+                m.status_message = (r.error_type.empty() ? std::string("error") : r.error_type) +
+                                   " (" + std::to_string(r.status) + ")";
+            } else {
+                m.status_message = r.error;
+            }
+            break;
+    }
+
+    auto& meta = m.observation_metadata;
+    meta.emplace_back("provider", r.provider);
+    meta.emplace_back("generation_id", r.generation_id);
+    meta.emplace_back("finish_reason", r.finish_reason);
+    meta.emplace_back("native_finish_reason", r.native_finish_reason);
+    meta.emplace_back("streamed", r.streamed ? "true" : "false");
+    meta.emplace_back("api_key_name", r.api_key_name);
+    meta.emplace_back("attempts", AttemptsJson(r.attempts, privacy));
+    return m;
+}
+
+std::string EncodeOtlp(const std::vector<trace::RecordPtr>& batch, bool privacy) {
+    // Environment and release are resource attributes too, so records are grouped by them.
+    std::map<std::pair<std::string, std::string>, std::vector<Mapped>> groups;
+    for (const auto& r : batch) {
+        Mapped m = Map(*r, privacy);
+        auto key = std::make_pair(m.environment, m.release);
+        groups[key].push_back(std::move(m));
+    }
+    std::string out;
+    out.reserve(batch.size() * 4096);
+    out += R"({"resourceSpans":[)";
+    bool first_group = true;
+    for (const auto& [key, mapped] : groups) {
+        if (!first_group) out.push_back(',');
+        first_group = false;
+        out += R"({"resource":{"attributes":)";
+        Attributes ra(out);
+        ra.String("service.name", kServiceName);
+        ra.String("service.version", kServiceVersion);
+        ra.String("langfuse.environment", key.first);
+        if (!key.second.empty()) ra.String("langfuse.release", key.second);
+        ra.Close();
+        out += R"(},"scopeSpans":[{"scope":{"name":"beacon","version":")";
+        out += kServiceVersion;
+        out += R"("},"spans":[)";
+        bool first_span = true;
+        for (const auto& m : mapped) {
+            if (m.span_id) {
+                if (!first_span) out.push_back(',');
+                first_span = false;
+                AppendSpan(out, m, false);
+            }
+            if (!first_span) out.push_back(',');
+            first_span = false;
+            AppendSpan(out, m, true);
+        }
+        out += "]}]}";
+    }
+    out += "]}";
+    return out;
+}
+
+IngestionBatch EncodeIngestion(const std::vector<trace::RecordPtr>& batch, bool privacy) {
+    IngestionBatch result;
+    std::string& out = result.body;
+    out += R"({"batch":[)";
+    bool first = true;
+    auto next = [&]() {
+        if (!first) out.push_back(',');
+        first = false;
+    };
+    for (size_t i = 0; i < batch.size(); ++i) {
+        const auto& r = *batch[i];
+        const Mapped m = Map(r, privacy);
+
+        next();
+        std::string id = EventId(r.generation_id, "trace");
+        AppendEventHead(out, id, "trace-create", m);
+        AppendJsonString(out, m.trace_id);
+        AppendField(out, "timestamp", IsoTime(m.start_ns));
+        AppendField(out, "name", m.trace_name);
+        if (!m.user.empty()) AppendField(out, "userId", m.user);
+        if (!m.session.empty()) AppendField(out, "sessionId", m.session);
+        if (!m.release.empty()) AppendField(out, "release", m.release);
+        if (!m.version.empty()) AppendField(out, "version", m.version);
+        if (!m.tags.empty()) {
+            out += R"(,"tags":[)";
+            for (size_t t = 0; t < m.tags.size(); ++t) {
+                if (t) out.push_back(',');
+                AppendJsonString(out, m.tags[t]);
+            }
+            out.push_back(']');
+        }
+        out += R"(,"metadata":)";
+        AppendStringMap(out, m.trace_metadata);
+        AppendField(out, "environment", m.environment);
+        out += "}}";
+        result.event_owner.emplace_back(std::move(id), i);
+
+        if (m.span_id) {
+            next();
+            id = EventId(r.generation_id, "span");
+            AppendEventHead(out, id, "span-create", m);
+            AppendJsonString(out, *m.span_id);
+            AppendObservationCommon(out, m, m.parent_id, m.span_name);
+            out += "}}";
+            result.event_owner.emplace_back(std::move(id), i);
+        }
+
+        next();
+        id = EventId(r.generation_id, "generation");
+        AppendEventHead(out, id, "generation-create", m);
+        AppendJsonString(out, m.generation_id);
+        AppendObservationCommon(out, m, m.span_id ? *m.span_id : m.parent_id, m.generation_name);
+        if (m.completion_start_ns) AppendField(out, "completionStartTime", IsoTime(*m.completion_start_ns));
+        AppendField(out, "model", m.model);
+        AppendRawField(out, "modelParameters", m.model_parameters_json);
+        if (m.input_json) AppendRawField(out, "input", *m.input_json);
+        if (m.output_json) AppendRawField(out, "output", *m.output_json);
+        AppendRawField(out, "usageDetails", m.usage_details_json);
+        AppendRawField(out, "costDetails", m.cost_details_json);
+        out += R"(,"metadata":)";
+        AppendStringMap(out, m.observation_metadata);
+        out += "}}";
+        result.event_owner.emplace_back(std::move(id), i);
+    }
+    out += R"(],"metadata":{"batch_size":)";
+    AppendJsonInt(out, static_cast<int64_t>(result.event_owner.size()));
+    out += R"(,"sdk_name":"beacon","sdk_version":")";
+    out += kServiceVersion;
+    out += "\"}}";
+    return result;
+}
+
+}  // namespace beacon::broadcast::langfuse

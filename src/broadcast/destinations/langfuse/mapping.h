@@ -1,0 +1,85 @@
+// How a TraceRecord becomes Langfuse data (design.md, "Broadcast to Langfuse: the mapping").
+// Pure functions: the transport-independent view (Map), and the two wire encodings built from it
+// (OTLP/JSON for Langfuse >= 3.22, the legacy ingestion batch for older servers).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "trace/trace_record.h"
+
+namespace beacon::broadcast::langfuse {
+
+inline constexpr std::string_view kDefaultTraceName = "LLM Request";
+inline constexpr std::string_view kDefaultGenerationName = "LLM Generation";
+// Content larger than this is replaced by a note: Langfuse caps request bodies (4.5 MB
+// self-hosted, 5 MB cloud) and its SDKs cap events at 1 MB.
+inline constexpr size_t kMaxContentBytes = 1024 * 1024;
+
+// 32 lowercase hex: `value` itself when it already is, else the first 32 hex of sha256(value).
+std::string TraceIdFrom(std::string_view value);
+// 16 lowercase hex: `value` itself when it already is, else the first 16 hex of sha256(value).
+std::string ObservationIdFrom(std::string_view value);
+
+struct Environment {
+    std::string name;      // what Langfuse gets
+    std::string rejected;  // the original value when it was not usable (goes to metadata)
+};
+// Lowercased; must then match [a-z0-9_-]{1,40} and not start with "langfuse", else "default".
+Environment NormalizeEnvironment(std::string_view raw);
+
+enum class Level { kDefault, kWarning, kError };
+std::string_view LevelName(Level level);
+
+// Everything Langfuse shows for one record, with JSON-valued fields as JSON text.
+struct Mapped {
+    std::string trace_id;
+    std::string generation_id;            // observation id
+    std::optional<std::string> span_id;   // when trace.span_name was given
+    std::string parent_id;                // parent of the top observation, or empty
+    std::string trace_name;
+    std::string generation_name;
+    std::string span_name;
+    std::string user;
+    std::string session;
+    std::string environment;
+    std::string release;
+    std::string version;
+    std::vector<std::string> tags;
+    std::vector<std::pair<std::string, std::string>> trace_metadata;        // string values
+    std::vector<std::pair<std::string, std::string>> observation_metadata;  // string values
+    std::string model;
+    std::string model_parameters_json;
+    std::optional<std::string> input_json;   // absent under Privacy Mode
+    std::optional<std::string> output_json;  // absent under Privacy Mode or without an answer
+    std::string usage_details_json;
+    std::string cost_details_json;
+    int64_t start_ns = 0;
+    int64_t end_ns = 0;
+    std::optional<int64_t> completion_start_ns;
+    Level level = Level::kDefault;
+    std::string status_message;  // empty when none
+};
+
+Mapped Map(const trace::TraceRecord& record, bool privacy_mode);
+
+// "2026-08-22T10:15:30.410Z"
+std::string IsoTime(int64_t unix_ns);
+
+// OTLP/JSON ExportTraceServiceRequest for a batch (one generation, and a span when asked, per
+// record; trace attributes on every span; environment and release also on the resource).
+std::string EncodeOtlp(const std::vector<trace::RecordPtr>& batch, bool privacy_mode);
+
+// Legacy /api/public/ingestion batch: trace-create, span-create (when asked) and
+// generation-create per record, with event ids derived from the generation id so that a retry
+// resends identical ids. `event_owner[i]` is the batch index of the record behind event i.
+struct IngestionBatch {
+    std::string body;
+    std::vector<std::pair<std::string, size_t>> event_owner;  // event id -> record index
+};
+IngestionBatch EncodeIngestion(const std::vector<trace::RecordPtr>& batch, bool privacy_mode);
+
+}  // namespace beacon::broadcast::langfuse
