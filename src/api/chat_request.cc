@@ -1,7 +1,8 @@
 #include "api/chat_request.h"
 
-#include <boost/json/parse.hpp>
 #include <fmt/format.h>
+
+#include <boost/json/parse.hpp>
 #include <cmath>
 #include <initializer_list>
 #include <tuple>
@@ -167,6 +168,36 @@ Status ParseTrace(const json::value& v, TraceOptions& out) {
     return Status::Ok();
 }
 
+// Boost.JSON reads numbers beyond the double range (1e400) as infinity and writes them back as
+// `Infinity`, which is not JSON: the body could not be forwarded upstream or traced. Returns true
+// when `v` holds such a number, with `path` set to where it is (".tools[0].x").
+bool FindNonFinite(const json::value& v, std::string& path) {
+    switch (v.kind()) {
+        case json::kind::double_:
+            return !std::isfinite(v.get_double());
+        case json::kind::array: {
+            const auto& arr = v.get_array();
+            for (size_t i = 0; i < arr.size(); ++i) {
+                if (FindNonFinite(arr[i], path)) {
+                    path.insert(0, "[" + std::to_string(i) + "]");
+                    return true;
+                }
+            }
+            return false;
+        }
+        case json::kind::object:
+            for (const auto& kv : v.get_object()) {
+                if (FindNonFinite(kv.value(), path)) {
+                    path.insert(0, "." + std::string(kv.key()));
+                    return true;
+                }
+            }
+            return false;
+        default:
+            return false;
+    }
+}
+
 Status ValidateMetadata(const json::value& v) {
     if (v.is_null()) return Status::Ok();
     if (!v.is_object()) return Expect(false, "metadata", v, "an object of strings");
@@ -197,6 +228,10 @@ Result<ChatRequest> ParseChatRequest(std::string_view text) {
     json::value root = json::parse(text, ec);
     if (ec) return Error{"body: malformed JSON (" + ec.message() + ")"};
     if (!root.is_object()) return Error{"body: expected a JSON object"};
+    // Nesting is bounded by the parser's max_depth (32), so the recursion is too.
+    if (std::string path; FindNonFinite(root, path)) {
+        return FieldError(path.substr(1), "number out of range");
+    }
 
     ChatRequest req;
     req.body = std::move(root.as_object());

@@ -17,13 +17,27 @@ void AppendJsonString(std::string& out, std::string_view s) {
         out.append(s.data() + run, i - run);
         run = i + 1;
         switch (c) {
-            case '"': out.append("\\\""); break;
-            case '\\': out.append("\\\\"); break;
-            case '\n': out.append("\\n"); break;
-            case '\r': out.append("\\r"); break;
-            case '\t': out.append("\\t"); break;
-            case '\b': out.append("\\b"); break;
-            case '\f': out.append("\\f"); break;
+            case '"':
+                out.append("\\\"");
+                break;
+            case '\\':
+                out.append("\\\\");
+                break;
+            case '\n':
+                out.append("\\n");
+                break;
+            case '\r':
+                out.append("\\r");
+                break;
+            case '\t':
+                out.append("\\t");
+                break;
+            case '\b':
+                out.append("\\b");
+                break;
+            case '\f':
+                out.append("\\f");
+                break;
             default:
                 out.append("\\u00");
                 out.push_back(kHex[c >> 4]);
@@ -39,6 +53,8 @@ void AppendJsonNumber(std::string& out, double v) {
     fmt::format_to(std::back_inserter(out), "{}", v);
 }
 
-void AppendJsonInt(std::string& out, int64_t v) { fmt::format_to(std::back_inserter(out), "{}", v); }
+void AppendJsonInt(std::string& out, int64_t v) {
+    fmt::format_to(std::back_inserter(out), "{}", v);
+}
 
 }  // namespace beacon::base

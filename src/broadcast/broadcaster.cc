@@ -1,17 +1,17 @@
 #include "broadcast/broadcaster.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
-
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <future>
-#include <deque>
 #include <random>
 
 #include "broadcast/registry.h"
@@ -44,7 +44,7 @@ size_t EstimatedBytes(const trace::TraceRecord& r) {
 }  // namespace
 
 class Broadcaster::Exporter {
-public:
+  public:
     Exporter(asio::io_context& ioc, const config::BroadcastConfig& options,
              std::unique_ptr<Destination> destination)
         : options_(options),
@@ -145,7 +145,7 @@ public:
         return h;
     }
 
-private:
+  private:
     size_t QueueSize() const {
         std::lock_guard lock(mu_);
         return queue_.size();
@@ -210,10 +210,13 @@ private:
                     co_return;
                 }
                 case ExportOutcome::Kind::kDrop:
-                    if ((outcome.http_status == 400 || outcome.http_status == 413) && batch.size() > 1) {
+                    if ((outcome.http_status == 400 || outcome.http_status == 413) &&
+                        batch.size() > 1) {
                         // Isolate the record the destination refuses; the others still go.
-                        std::vector<trace::RecordPtr> left(batch.begin(), batch.begin() + batch.size() / 2);
-                        std::vector<trace::RecordPtr> right(batch.begin() + batch.size() / 2, batch.end());
+                        std::vector<trace::RecordPtr> left(batch.begin(),
+                                                           batch.begin() + batch.size() / 2);
+                        std::vector<trace::RecordPtr> right(batch.begin() + batch.size() / 2,
+                                                            batch.end());
                         co_await Deliver(std::move(left));
                         co_await Deliver(std::move(right));
                         co_return;
@@ -246,8 +249,9 @@ private:
             }
             ++attempt;
             if (attempt >= options_.max_attempts) {
-                spdlog::error("broadcast: {} still failing after {} attempts ({}); dropped {} record(s)",
-                              config().name, attempt, outcome.reason, batch.size());
+                spdlog::error(
+                    "broadcast: {} still failing after {} attempts ({}); dropped {} record(s)",
+                    config().name, attempt, outcome.reason, batch.size());
                 Count(dropped_gave_up_, batch.size());
                 co_return;
             }

@@ -11,9 +11,8 @@
 // Thread-safety: Submit and Health may be called from any thread; AddDestination before Start.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-
 #include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -47,7 +46,7 @@ struct DestinationHealth {
 };
 
 class Broadcaster final : public trace::RecordSink {
-public:
+  public:
     explicit Broadcaster(config::BroadcastConfig options);
     ~Broadcaster() override;
 
@@ -69,7 +68,7 @@ public:
 
     class Exporter;  // one per destination (broadcaster.cc)
 
-private:
+  private:
     config::BroadcastConfig options_;
     boost::asio::io_context ioc_{1};
     std::vector<std::unique_ptr<Exporter>> exporters_;

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-
 #include <chrono>
 #include <optional>
 #include <string>
@@ -27,18 +26,18 @@ struct ExportOutcome {
         kPartial,  // some delivered, some refused (`dropped`), some to resend (`retry`)
     };
     Kind kind = Kind::kOk;
-    int http_status = 0;                                  // 0 for network errors
-    std::string reason;                                   // for logs and health; no content
-    std::optional<std::chrono::milliseconds> retry_after; // the server's Retry-After
-    bool unhealthy = false;                               // credentials refused (401/403)
-    std::vector<size_t> retry;                            // kPartial: batch indices to resend
-    size_t dropped = 0;                                   // kPartial: records refused
+    int http_status = 0;                                   // 0 for network errors
+    std::string reason;                                    // for logs and health; no content
+    std::optional<std::chrono::milliseconds> retry_after;  // the server's Retry-After
+    bool unhealthy = false;                                // credentials refused (401/403)
+    std::vector<size_t> retry;                             // kPartial: batch indices to resend
+    size_t dropped = 0;                                    // kPartial: records refused
 
     static ExportOutcome Ok() { return {}; }
 };
 
 class Destination {
-public:
+  public:
     virtual ~Destination() = default;
 
     virtual const config::DestinationConfig& config() const = 0;

@@ -6,7 +6,8 @@ namespace beacon::broadcast {
 
 Result<std::unique_ptr<Destination>> CreateDestination(const config::DestinationConfig& config) {
     if (config.type == "langfuse") return langfuse::Create(config);
-    return Error{"broadcast.destinations." + config.name + ": unknown type \"" + config.type + "\""};
+    return Error{"broadcast.destinations." + config.name + ": unknown type \"" + config.type +
+                 "\""};
 }
 
 }  // namespace beacon::broadcast

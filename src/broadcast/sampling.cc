@@ -26,10 +26,10 @@ double SamplingPoint(std::string_view destination_id, const trace::TraceRecord& 
 bool Accepts(const config::DestinationConfig& d, const trace::TraceRecord& record) {
     if (!d.enabled) return false;
     if (!d.api_key_names.empty()) {
-        const bool listed = std::any_of(d.api_key_names.begin(), d.api_key_names.end(),
-                                        [&](const std::string& k) {
-                                            return k == record.api_key_name || k == record.api_key_id;
-                                        });
+        const bool listed =
+            std::any_of(d.api_key_names.begin(), d.api_key_names.end(), [&](const std::string& k) {
+                return k == record.api_key_name || k == record.api_key_id;
+            });
         if (!listed) return false;
     }
     if (d.sampling_rate >= 1.0) return true;

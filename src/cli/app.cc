@@ -132,7 +132,8 @@ int Serve(const CommonOptions& o) {
     }
     server.Stop();
     // What was answered is handed to Broadcast; give it the rest of the deadline to deliver.
-    broadcaster.Shutdown(std::chrono::milliseconds(std::max(1000, c->server.shutdown_timeout_ms / 2)));
+    broadcaster.Shutdown(
+        std::chrono::milliseconds(std::max(1000, c->server.shutdown_timeout_ms / 2)));
     spdlog::info("stopped");
     return 0;
 }

@@ -13,7 +13,9 @@ template <class T>
 Status Read(const toml::table& t, std::string_view key, T& out, const std::string& where) {
     const toml::node* node = t.get(key);
     if (!node) return Status::Ok();
-    if (auto v = node->value<T>()) {
+    // value_exact, not value: toml++ 3.3 converts a float to int64_t with an unchecked cast
+    // (undefined behaviour for `threads = 1e300`), and `threads = 4.0` is a type error anyway.
+    if (auto v = node->value_exact<T>()) {
         out = *v;
         return Status::Ok();
     }
@@ -168,10 +170,12 @@ Result<Config> FromTable(const toml::table& root) {
         return st.error();
     if (auto st = ExpectKind<toml::table>(root, "log", "", "a table ([log])"); !st)
         return st.error();
-    if (auto st = ExpectKind<toml::array>(root, "providers", "", "an array of tables ([[providers]])");
+    if (auto st =
+            ExpectKind<toml::array>(root, "providers", "", "an array of tables ([[providers]])");
         !st)
         return st.error();
-    if (auto st = ExpectKind<toml::array>(root, "models", "", "an array of tables ([[models]])"); !st)
+    if (auto st = ExpectKind<toml::array>(root, "models", "", "an array of tables ([[models]])");
+        !st)
         return st.error();
     if (auto server = root.get_as<toml::table>("server")) {
         const std::string w = "server.";
@@ -202,20 +206,23 @@ Result<Config> FromTable(const toml::table& root) {
         const std::string w = "broadcast.";
         auto& bc = c.broadcast;
         if (auto st = Read(*b, "enabled", bc.enabled, w); !st) return st.error();
-        for (auto [key, target] : {std::pair<std::string_view, int*>{"flush_interval_ms", &bc.flush_interval_ms},
-                                   {"max_batch_records", &bc.max_batch_records},
-                                   {"max_batch_bytes", &bc.max_batch_bytes},
-                                   {"queue_capacity", &bc.queue_capacity},
-                                   {"max_attempts", &bc.max_attempts},
-                                   {"retry_base_ms", &bc.retry_base_ms},
-                                   {"retry_max_ms", &bc.retry_max_ms}}) {
+        for (auto [key, target] :
+             {std::pair<std::string_view, int*>{"flush_interval_ms", &bc.flush_interval_ms},
+              {"max_batch_records", &bc.max_batch_records},
+              {"max_batch_bytes", &bc.max_batch_bytes},
+              {"queue_capacity", &bc.queue_capacity},
+              {"max_attempts", &bc.max_attempts},
+              {"retry_base_ms", &bc.retry_base_ms},
+              {"retry_max_ms", &bc.retry_max_ms}}) {
             if (auto st = ReadInt(*b, key, *target, w); !st) return st.error();
         }
         if (auto dests = b->get_as<toml::array>("destinations")) {
             size_t i = 0;
             for (const auto& node : *dests) {
                 auto t = node.as_table();
-                if (!t) return Error{"config: broadcast.destinations must be [[broadcast.destinations]] tables"};
+                if (!t)
+                    return Error{
+                        "config: broadcast.destinations must be [[broadcast.destinations]] tables"};
                 DestinationConfig d;
                 if (auto st = ReadDestination(*t, d, i++); !st) return st.error();
                 bc.destinations.push_back(std::move(d));
@@ -375,7 +382,7 @@ Status Validate(const Config& c) {
         if (d.type != "langfuse") {
             return Error{where + ".type: unknown type \"" + d.type + "\" (expected langfuse)"};
         }
-        if (d.sampling_rate < 0.0001 || d.sampling_rate > 1) {
+        if (!(d.sampling_rate >= 0.0001 && d.sampling_rate <= 1)) {  // NaN fails too
             return Error{where + ".sampling_rate: expected a number from 0.0001 to 1"};
         }
         if (d.public_key.empty()) return Error{where + ".public_key: required"};
@@ -385,7 +392,8 @@ Status Validate(const Config& c) {
         if (!d.base_url.empty()) {
             auto url = boost::urls::parse_absolute_uri(d.base_url);
             if (!url || (url->scheme() != "http" && url->scheme() != "https")) {
-                return Error{where + ".base_url: expected an http(s) URL, got \"" + d.base_url + "\""};
+                return Error{where + ".base_url: expected an http(s) URL, got \"" + d.base_url +
+                             "\""};
             }
         }
         if (d.transport != "otlp" && d.transport != "ingestion") {

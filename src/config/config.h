@@ -81,12 +81,12 @@ struct ModelConfig {
 
 // One Broadcast destination. Common keys first, then the type's own.
 struct DestinationConfig {
-    std::string id;    // stable id (config destinations: "cfg-<name>")
+    std::string id;  // stable id (config destinations: "cfg-<name>")
     std::string name;
     std::string type;  // "langfuse"
     bool enabled = true;
     bool privacy_mode = false;
-    double sampling_rate = 1.0;             // 0.0001..1, deterministic by session
+    double sampling_rate = 1.0;              // 0.0001..1, deterministic by session
     std::vector<std::string> api_key_names;  // empty: every key's traffic
     int timeout_ms = 10000;
     bool gzip = true;
@@ -107,10 +107,10 @@ struct DestinationConfig {
 // | broadcast.flush_interval_ms      | 1000    | a batch waits at most this long           |
 // | broadcast.max_batch_records      | 100     | records per export request                |
 // | broadcast.max_batch_bytes        | 2500000 | estimated request size bound (< 3 MB)     |
-// | broadcast.queue_capacity         | 10000   | records waiting per destination; beyond, new ones are dropped and counted |
-// | broadcast.max_attempts           | 8       | tries per batch before it is dropped      |
-// | broadcast.retry_base_ms / retry_max_ms | 500 / 30000 | exponential backoff with jitter   |
-// | [[broadcast.destinations]]       | -       | see DestinationConfig                     |
+// | broadcast.queue_capacity         | 10000   | records waiting per destination; beyond, new ones
+// are dropped and counted | | broadcast.max_attempts           | 8       | tries per batch before
+// it is dropped      | | broadcast.retry_base_ms / retry_max_ms | 500 / 30000 | exponential backoff
+// with jitter   | | [[broadcast.destinations]]       | -       | see DestinationConfig |
 struct BroadcastConfig {
     bool enabled = false;
     int flush_interval_ms = 1000;

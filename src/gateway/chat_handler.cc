@@ -89,7 +89,7 @@ class ChatCall final : public providers::ChunkSink {
         Record();
     }
 
-private:
+  private:
     asio::awaitable<void> RunInner() {
         auto parsed = api::ParseChatRequest(ex_.body());
         if (!parsed) {
@@ -123,8 +123,7 @@ private:
         }
     }
 
-public:
-
+  public:
     // ChunkSink: one upstream chunk, rewritten and sent to the client.
     asio::awaitable<bool> OnChunk(json::object chunk) override {
         const auto now = Clock::now();
@@ -156,7 +155,8 @@ public:
 
   private:
     int64_t UnixNs(Clock::time_point t) const {
-        return start_unix_ns_ + std::chrono::duration_cast<std::chrono::nanoseconds>(t - start_).count();
+        return start_unix_ns_ +
+               std::chrono::duration_cast<std::chrono::nanoseconds>(t - start_).count();
     }
 
     Status ResolveCandidates() {
@@ -509,9 +509,12 @@ public:
             return std::string(t->as_string());
         }
         switch (error.status) {
-            case 400: return "invalid_request";
-            case 404: return "not_found";
-            default: return "error";
+            case 400:
+                return "invalid_request";
+            case 404:
+                return "not_found";
+            default:
+                return "error";
         }
     }
 
@@ -577,11 +580,12 @@ public:
         rec->error_type = error_type_;
         rec->error = error_;
         rec->attempts = std::move(attempts_);
-        spdlog::info("chat completion id={} key={} model={} status={} stream={} outcome={} "
-                     "tokens={}+{} cost={:.8f} latency_ms={:.1f}",
-                     rec->generation_id, key_.name, rec->model, rec->status, rec->streamed,
-                     static_cast<int>(rec->outcome), usage_.prompt_tokens,
-                     usage_.completion_tokens, rec->cost.total, Ms(end - start_));
+        spdlog::info(
+            "chat completion id={} key={} model={} status={} stream={} outcome={} "
+            "tokens={}+{} cost={:.8f} latency_ms={:.1f}",
+            rec->generation_id, key_.name, rec->model, rec->status, rec->streamed,
+            static_cast<int>(rec->outcome), usage_.prompt_tokens, usage_.completion_tokens,
+            rec->cost.total, Ms(end - start_));
         {
             std::lock_guard lock(gw_.usage_mu_);
             auto& u = gw_.usage_by_key_[key_.id];

@@ -2,13 +2,16 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 
 namespace beacon::providers {
 
 Cost ComputeCost(const ModelEntry& model, const Usage& usage) {
     Cost c;
-    const int64_t cached = std::min(usage.cached_tokens, usage.prompt_tokens);
+    // Providers' numbers are not trusted to be consistent: cached is within [0, prompt].
+    const int64_t cached =
+        std::clamp<int64_t>(usage.cached_tokens, 0, std::max<int64_t>(0, usage.prompt_tokens));
     c.prompt = static_cast<double>(usage.prompt_tokens - cached) * model.prompt_price +
                static_cast<double>(cached) * model.cached_prompt_price;
     c.completion = static_cast<double>(usage.completion_tokens) * model.completion_price;

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <boost/json/object.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -73,9 +72,9 @@ struct TraceRecord {
     std::optional<int64_t> first_token_ns;
 
     Outcome outcome = Outcome::kOk;
-    int status = 200;         // what the client got (499 for cancelled)
-    std::string error_type;   // stable code, e.g. "provider_unavailable"; no content
-    std::string error;        // message returned to the client (may quote upstream text)
+    int status = 200;        // what the client got (499 for cancelled)
+    std::string error_type;  // stable code, e.g. "provider_unavailable"; no content
+    std::string error;       // message returned to the client (may quote upstream text)
     std::vector<Attempt> attempts;
 };
 
@@ -83,7 +82,7 @@ using RecordPtr = std::shared_ptr<const TraceRecord>;
 
 // Where finished records go. Submit must never block or fail the request.
 class RecordSink {
-public:
+  public:
     virtual ~RecordSink() = default;
     // Called on an I/O thread once per finished request.
     virtual void Submit(RecordPtr record) = 0;

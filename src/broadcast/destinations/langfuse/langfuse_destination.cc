@@ -1,9 +1,9 @@
 #include "broadcast/destinations/langfuse/langfuse_destination.h"
 
 #include <boost/json.hpp>
-
 #include <cstdlib>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/crypto.h"
 #include "base/gzip.h"
@@ -28,7 +28,8 @@ std::optional<std::chrono::milliseconds> RetryAfter(const http::ClientResponse& 
 }
 
 // What a whole-request status means for the batch.
-ExportOutcome FromStatus(int status, std::string body, std::optional<std::chrono::milliseconds> after) {
+ExportOutcome FromStatus(int status, std::string body,
+                         std::optional<std::chrono::milliseconds> after) {
     ExportOutcome o;
     o.http_status = status;
     if (status >= 200 && status < 300) return o;
@@ -51,9 +52,10 @@ ExportOutcome FromStatus(int status, std::string body, std::optional<std::chrono
 }
 
 class LangfuseDestination final : public Destination {
-public:
+  public:
     explicit LangfuseDestination(config::DestinationConfig config) : config_(std::move(config)) {
-        std::string base = config_.base_url.empty() ? std::string(kDefaultBaseUrl) : config_.base_url;
+        std::string base =
+            config_.base_url.empty() ? std::string(kDefaultBaseUrl) : config_.base_url;
         while (!base.empty() && base.back() == '/') base.pop_back();
         base_url_ = base;
         std::string secret = config_.secret_key;
@@ -74,7 +76,7 @@ public:
         co_return co_await ExportOtlp(batch, cancel);
     }
 
-private:
+  private:
     http::ClientRequest Request(std::string_view path) const {
         http::ClientRequest req;
         req.url = base_url_ + std::string(path);
@@ -115,7 +117,9 @@ private:
     asio::awaitable<ExportOutcome> ExportIngestion(const std::vector<trace::RecordPtr>& batch,
                                                    base::Canceller& cancel) {
         http::ClientRequest req = Request("/api/public/ingestion");
-        IngestionBatch encoded = EncodeIngestion(batch, config_.privacy_mode);
+        IngestionBatch encoded = EncodeIngestion(
+            batch, config_.privacy_mode,
+            [this](const std::string& id) { return accepted_events_.count(id) > 0; });
         req.body = std::move(encoded.body);
         auto sent = co_await http::Send(std::move(req), timeouts_, cancel);
         if (!sent) co_return NetworkError(sent.error());
@@ -125,7 +129,40 @@ private:
         if (response.status() != 207) {
             co_return FromStatus(response.status(), std::move(text.value()), RetryAfter(response));
         }
-        co_return FromMultiStatus(text.value(), encoded, batch.size());
+        ExportOutcome outcome = FromMultiStatus(text.value(), encoded, batch.size());
+        RememberAccepted(outcome, encoded, batch, text.value());
+        co_return outcome;
+    }
+
+    // Events Langfuse accepted for records that will be resent are not offered again; the
+    // memory is released when a record is settled (delivered or dropped).
+    void RememberAccepted(const ExportOutcome& outcome, const IngestionBatch& encoded,
+                          const std::vector<trace::RecordPtr>& batch, const std::string& text) {
+        std::vector<bool> resend(batch.size(), false);
+        for (size_t i : outcome.retry) {
+            if (i < resend.size()) resend[i] = true;
+        }
+        std::unordered_set<std::string> failed;
+        boost::system::error_code ec;
+        auto v = json::parse(text, ec);
+        if (!ec && v.is_object()) {
+            if (auto errors = v.as_object().if_contains("errors"); errors && errors->is_array()) {
+                for (const auto& e : errors->as_array()) {
+                    if (auto id = e.is_object() ? e.as_object().if_contains("id") : nullptr;
+                        id && id->is_string()) {
+                        failed.insert(std::string(id->as_string()));
+                    }
+                }
+            }
+        }
+        for (size_t i = 0; i < batch.size(); ++i) {
+            if (!resend[i]) {
+                for (const auto& id : EventIds(batch[i]->generation_id)) accepted_events_.erase(id);
+            }
+        }
+        for (const auto& [id, owner] : encoded.event_owner) {
+            if (resend[owner] && !failed.count(id)) accepted_events_.insert(id);
+        }
     }
 
     // 207: a record is delivered when all its events were, resent when any event got a 5xx,
@@ -176,6 +213,7 @@ private:
     std::string base_url_;
     std::string authorization_;
     http::ClientTimeouts timeouts_;
+    std::unordered_set<std::string> accepted_events_;  // Broadcast thread only
 };
 
 }  // namespace

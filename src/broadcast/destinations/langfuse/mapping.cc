@@ -1,8 +1,7 @@
 #include "broadcast/destinations/langfuse/mapping.h"
 
-#include <boost/json/serialize.hpp>
-
 #include <algorithm>
+#include <boost/json/serialize.hpp>
 #include <ctime>
 #include <map>
 
@@ -119,7 +118,7 @@ std::string EventId(std::string_view generation_id, std::string_view kind) {
 // --- OTLP attribute writers ---------------------------------------------------------------
 
 class Attributes {
-public:
+  public:
     explicit Attributes(std::string& out) : out_(out) { out_.push_back('['); }
     void Close() { out_.push_back(']'); }
 
@@ -141,7 +140,7 @@ public:
         out_ += "]}}}";
     }
 
-private:
+  private:
     void Key(std::string_view key) {
         if (!first_) out_.push_back(',');
         first_ = false;
@@ -193,7 +192,8 @@ void AppendSpan(std::string& out, const Mapped& m, bool is_generation) {
     TraceAttributes(a, m);
     a.String("langfuse.observation.type", is_generation ? "generation" : "span");
     a.String("langfuse.observation.level", LevelName(m.level));
-    if (!m.status_message.empty()) a.String("langfuse.observation.status_message", m.status_message);
+    if (!m.status_message.empty())
+        a.String("langfuse.observation.status_message", m.status_message);
     if (is_generation) {
         a.String("langfuse.observation.model.name", m.model);
         a.String("langfuse.observation.model.parameters", m.model_parameters_json);
@@ -296,9 +296,12 @@ Environment NormalizeEnvironment(std::string_view raw) {
 
 std::string_view LevelName(Level level) {
     switch (level) {
-        case Level::kDefault: return "DEFAULT";
-        case Level::kWarning: return "WARNING";
-        case Level::kError: return "ERROR";
+        case Level::kDefault:
+            return "DEFAULT";
+        case Level::kWarning:
+            return "WARNING";
+        case Level::kError:
+            return "ERROR";
     }
     return "DEFAULT";
 }
@@ -428,7 +431,7 @@ std::string EncodeOtlp(const std::vector<trace::RecordPtr>& batch, bool privacy)
         out += R"({"resource":{"attributes":)";
         Attributes ra(out);
         ra.String("service.name", kServiceName);
-        ra.String("service.version", kServiceVersion);
+        // No service.version: Langfuse would read it as the trace's version.
         ra.String("langfuse.environment", key.first);
         if (!key.second.empty()) ra.String("langfuse.release", key.second);
         ra.Close();
@@ -452,69 +455,82 @@ std::string EncodeOtlp(const std::vector<trace::RecordPtr>& batch, bool privacy)
     return out;
 }
 
-IngestionBatch EncodeIngestion(const std::vector<trace::RecordPtr>& batch, bool privacy) {
+std::vector<std::string> EventIds(const std::string& generation_id) {
+    return {EventId(generation_id, "trace"), EventId(generation_id, "span"),
+            EventId(generation_id, "generation")};
+}
+
+IngestionBatch EncodeIngestion(const std::vector<trace::RecordPtr>& batch, bool privacy,
+                               const std::function<bool(const std::string&)>& already_accepted) {
     IngestionBatch result;
     std::string& out = result.body;
     out += R"({"batch":[)";
     bool first = true;
-    auto next = [&]() {
+    std::string event;
+    // Appends the event just written to `event` unless Langfuse already has it.
+    auto emit = [&](std::string id, size_t owner) {
+        if (already_accepted && already_accepted(id)) return;
         if (!first) out.push_back(',');
         first = false;
+        out += event;
+        result.event_owner.emplace_back(std::move(id), owner);
     };
     for (size_t i = 0; i < batch.size(); ++i) {
         const auto& r = *batch[i];
         const Mapped m = Map(r, privacy);
 
-        next();
+        event.clear();
         std::string id = EventId(r.generation_id, "trace");
-        AppendEventHead(out, id, "trace-create", m);
-        AppendJsonString(out, m.trace_id);
-        AppendField(out, "timestamp", IsoTime(m.start_ns));
-        AppendField(out, "name", m.trace_name);
-        if (!m.user.empty()) AppendField(out, "userId", m.user);
-        if (!m.session.empty()) AppendField(out, "sessionId", m.session);
-        if (!m.release.empty()) AppendField(out, "release", m.release);
-        if (!m.version.empty()) AppendField(out, "version", m.version);
+        AppendEventHead(event, id, "trace-create", m);
+        AppendJsonString(event, m.trace_id);
+        AppendField(event, "timestamp", IsoTime(m.start_ns));
+        AppendField(event, "name", m.trace_name);
+        if (!m.user.empty()) AppendField(event, "userId", m.user);
+        if (!m.session.empty()) AppendField(event, "sessionId", m.session);
+        if (!m.release.empty()) AppendField(event, "release", m.release);
+        if (!m.version.empty()) AppendField(event, "version", m.version);
         if (!m.tags.empty()) {
-            out += R"(,"tags":[)";
+            event += R"(,"tags":[)";
             for (size_t t = 0; t < m.tags.size(); ++t) {
-                if (t) out.push_back(',');
-                AppendJsonString(out, m.tags[t]);
+                if (t) event.push_back(',');
+                AppendJsonString(event, m.tags[t]);
             }
-            out.push_back(']');
+            event.push_back(']');
         }
-        out += R"(,"metadata":)";
-        AppendStringMap(out, m.trace_metadata);
-        AppendField(out, "environment", m.environment);
-        out += "}}";
-        result.event_owner.emplace_back(std::move(id), i);
+        event += R"(,"metadata":)";
+        AppendStringMap(event, m.trace_metadata);
+        AppendField(event, "environment", m.environment);
+        event += "}}";
+        emit(std::move(id), i);
 
         if (m.span_id) {
-            next();
+            event.clear();
             id = EventId(r.generation_id, "span");
-            AppendEventHead(out, id, "span-create", m);
-            AppendJsonString(out, *m.span_id);
-            AppendObservationCommon(out, m, m.parent_id, m.span_name);
-            out += "}}";
-            result.event_owner.emplace_back(std::move(id), i);
+            AppendEventHead(event, id, "span-create", m);
+            AppendJsonString(event, *m.span_id);
+            AppendObservationCommon(event, m, m.parent_id, m.span_name);
+            event += "}}";
+            emit(std::move(id), i);
         }
 
-        next();
+        event.clear();
         id = EventId(r.generation_id, "generation");
-        AppendEventHead(out, id, "generation-create", m);
-        AppendJsonString(out, m.generation_id);
-        AppendObservationCommon(out, m, m.span_id ? *m.span_id : m.parent_id, m.generation_name);
-        if (m.completion_start_ns) AppendField(out, "completionStartTime", IsoTime(*m.completion_start_ns));
-        AppendField(out, "model", m.model);
-        AppendRawField(out, "modelParameters", m.model_parameters_json);
-        if (m.input_json) AppendRawField(out, "input", *m.input_json);
-        if (m.output_json) AppendRawField(out, "output", *m.output_json);
-        AppendRawField(out, "usageDetails", m.usage_details_json);
-        AppendRawField(out, "costDetails", m.cost_details_json);
-        out += R"(,"metadata":)";
-        AppendStringMap(out, m.observation_metadata);
-        out += "}}";
-        result.event_owner.emplace_back(std::move(id), i);
+        AppendEventHead(event, id, "generation-create", m);
+        AppendJsonString(event, m.generation_id);
+        AppendObservationCommon(event, m, m.span_id ? *m.span_id : m.parent_id, m.generation_name);
+        if (m.completion_start_ns) {
+            AppendField(event, "completionStartTime", IsoTime(*m.completion_start_ns));
+        }
+        AppendField(event, "model", m.model);
+        AppendRawField(event, "modelParameters", m.model_parameters_json);
+        if (m.input_json) AppendRawField(event, "input", *m.input_json);
+        if (m.output_json) AppendRawField(event, "output", *m.output_json);
+        AppendRawField(event, "usageDetails", m.usage_details_json);
+        AppendRawField(event, "costDetails", m.cost_details_json);
+        event += R"(,"metadata":)";
+        AppendStringMap(event, m.observation_metadata);
+        event += "}}";
+        emit(std::move(id), i);
     }
     out += R"(],"metadata":{"batch_size":)";
     AppendJsonInt(out, static_cast<int64_t>(result.event_owner.size()));

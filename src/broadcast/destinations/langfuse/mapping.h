@@ -3,6 +3,7 @@
 // (OTLP/JSON for Langfuse >= 3.22, the legacy ingestion batch for older servers).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,9 +38,9 @@ std::string_view LevelName(Level level);
 // Everything Langfuse shows for one record, with JSON-valued fields as JSON text.
 struct Mapped {
     std::string trace_id;
-    std::string generation_id;            // observation id
-    std::optional<std::string> span_id;   // when trace.span_name was given
-    std::string parent_id;                // parent of the top observation, or empty
+    std::string generation_id;           // observation id
+    std::optional<std::string> span_id;  // when trace.span_name was given
+    std::string parent_id;               // parent of the top observation, or empty
     std::string trace_name;
     std::string generation_name;
     std::string span_name;
@@ -80,6 +81,13 @@ struct IngestionBatch {
     std::string body;
     std::vector<std::pair<std::string, size_t>> event_owner;  // event id -> record index
 };
-IngestionBatch EncodeIngestion(const std::vector<trace::RecordPtr>& batch, bool privacy_mode);
+// The ids of the legacy events a record encodes to (trace, span, generation).
+std::vector<std::string> EventIds(const std::string& generation_id);
+
+// `already_accepted` leaves out events Langfuse took in an earlier partial (207) answer, so a
+// retry offers only the events that failed.
+IngestionBatch EncodeIngestion(
+    const std::vector<trace::RecordPtr>& batch, bool privacy_mode,
+    const std::function<bool(const std::string&)>& already_accepted = {});
 
 }  // namespace beacon::broadcast::langfuse
