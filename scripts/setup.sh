@@ -10,7 +10,7 @@ packages=(
   libssl-dev libsimdjson-dev libsqlite3-dev zlib1g-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev clang-format
-  sqlite3 curl nodejs npm
+  sqlite3 curl nodejs npm chromium fonts-dejavu-core
 )
 
 missing=()

@@ -293,6 +293,11 @@ class ChatCall final : public providers::ChunkSink {
                           {"upstream_inference_completions_cost", cost.completion}}}};
     }
 
+    void NoteAttempt(int status, const std::string& error, Clock::time_point started) {
+        attempts_.push_back({model_->id, ProviderFor(*model_).display_name(), status, error,
+                             Ms(Clock::now() - started)});
+    }
+
     http::Headers GenerationHeaders() const { return {{"X-Generation-Id", gen_id_}}; }
 
     // --- non-streaming -----------------------------------------------------------------
@@ -307,14 +312,12 @@ class ChatCall final : public providers::ChunkSink {
             auto result = co_await provider.Complete(call);
             if (result) {
                 if (!first_byte_) first_byte_ = Clock::now();
-                attempts_.push_back(
-                    {model_->id, provider.display_name(), 200, "", Ms(Clock::now() - t0)});
+                NoteAttempt(200, "", t0);
                 co_await RespondWhole(std::move(result.value()));
                 co_return;
             }
             const auto& err = result.error();
-            attempts_.push_back({model_->id, provider.display_name(), err.http_status, err.message,
-                                 Ms(Clock::now() - t0)});
+            NoteAttempt(err.http_status, err.message, t0);
             if (err.kind == providers::AttemptError::Kind::kCancelled || cancel_.cancelled()) {
                 cancelled_ = true;
                 co_return;
@@ -362,14 +365,12 @@ class ChatCall final : public providers::ChunkSink {
             providers::Call call{req_, *model_, cancel_};
             auto result = co_await provider.Stream(call, *this);
             if (result) {
-                attempts_.push_back(
-                    {model_->id, provider.display_name(), 200, "", Ms(Clock::now() - t0)});
+                NoteAttempt(200, "", t0);
                 co_await FinishStream();
                 break;
             }
             const auto& err = result.error();
-            attempts_.push_back({model_->id, provider.display_name(), err.http_status, err.message,
-                                 Ms(Clock::now() - t0)});
+            NoteAttempt(err.http_status, err.message, t0);
             if (err.kind == providers::AttemptError::Kind::kCancelled || cancel_.cancelled() ||
                 ex_.client_gone()) {
                 cancelled_ = true;

@@ -32,19 +32,42 @@
 // to one queue. setDelay(ms) delays every answer. A delayed answer whose client went away is
 // not recorded (the client saw a failure and will resend).
 //
-// Runnable on its own:  node tests/fakes/fake_langfuse.mjs [--port N]
+// Test Connection outcomes (Beacon's GET /api/public/projects and /api/public/health probes,
+// langfuse.md section 5) can be produced on purpose:
+//   wrong keys              401 {"message": INVALID_CREDENTIALS} (the natural answer)
+//   organizationKeys        a {publicKey, secretKey} pair (or a list of them) that is an
+//                           organisation key: projects answers 403 {"message": ORGANIZATION_KEY_403},
+//                           the export endpoints 401 {"message": ORGANIZATION_KEY_401}
+//   notLangfuse             every path (but the fake's own /_test/...) answers 404 text/html
+//   probeMode               'answer' (default), 'hang' (projects/health/ready never answer; the
+//                           socket stays open until the client gives up or the fake closes) or
+//                           'close' (the socket is destroyed without an answer)
+//   version                 what health reports; '3.10.0' is a server without the OTel endpoint,
+//                           null leaves the version out of the health answer
+// Each has a setter (setOrganizationKeys, setNotLangfuse, setProbeMode, setVersion, setProjects);
+// reset() restores the values given to startFakeLangfuse(). `requests` logs every request
+// (exports included) with its outcome, so a test can see that a probe came and how it ended.
+//
+// Runnable on its own:  node tests/fakes/fake_langfuse.mjs [--port N] [--server-version V]
+//                       [--not-langfuse] [--probe-mode answer|hang|close]
 // prints "listening on http://127.0.0.1:PORT"; GET /_test/view shows the view.
 
 import http from 'node:http';
 import zlib from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
+import { listenLoopback } from './listen.mjs';
 
 export const OTLP_PATH = '/api/public/otel/v1/traces';
 export const INGESTION_PATH = '/api/public/ingestion';
 export const PROJECTS_PATH = '/api/public/projects';
 export const HEALTH_PATH = '/api/public/health';
 export const INVALID_CREDENTIALS = "Invalid credentials. Confirm that you've configured the correct host.";
+/** GET /api/public/projects with an organisation key (langfuse.md 5). */
+export const ORGANIZATION_KEY_403 = 'Invalid API key. Are you using an organization key?';
+/** The ingestion endpoints with an organisation key (langfuse.md 1). */
+export const ORGANIZATION_KEY_401 = 'Missing projectId in scope. Are you using an organization key?';
+export const PROBE_MODES = Object.freeze(['answer', 'hang', 'close']);
 
 /** Next.js bodyParser sizeLimit "4.5mb" on the ingestion route (the `bytes` package: 1024-based). */
 export const INGESTION_MAX_BYTES = Math.floor(4.5 * 1024 * 1024);
@@ -662,6 +685,26 @@ export function broadcastToml({ flushIntervalMs = 50, destinations }) {
 // ---------------------------------------------------------------------------------------------
 // The server
 
+function normalizeKeyPairs(v) {
+    const list = Array.isArray(v) ? v : v ? [v] : [];
+    return list.map((k, i) => {
+        if (!isPlainObject(k) || typeof k.publicKey !== 'string' || typeof k.secretKey !== 'string') {
+            throw new TypeError(`organizationKeys[${i}] must be {publicKey, secretKey} strings`);
+        }
+        return { publicKey: k.publicKey, secretKey: k.secretKey };
+    });
+}
+
+function checkProbeMode(mode) {
+    if (!PROBE_MODES.includes(mode)) throw new TypeError(`probeMode must be one of ${PROBE_MODES.join('/')}, got ${shortJson(mode)}`);
+    return mode;
+}
+
+function checkBoolean(v, name) {
+    if (typeof v !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${shortJson(v)}`);
+    return v;
+}
+
 function parseBasicAuth(header) {
     if (typeof header !== 'string') return { missing: true };
     const m = /^Basic\s+(.+)$/i.exec(header.trim());
@@ -675,9 +718,12 @@ function parseBasicAuth(header) {
 /**
  * Starts the fake on 127.0.0.1 (port 0 = OS-chosen). Options:
  *   publicKey, secretKey   the project keys Basic auth must carry
- *   version                reported by GET /api/public/health
+ *   version                reported by GET /api/public/health (null: no version in the answer)
  *   projects               [{id, name}] listed by GET /api/public/projects
  *   requireIngestionVersion  true (default): OTLP exports must carry x-langfuse-ingestion-version: 4
+ *   organizationKeys       {publicKey, secretKey} or a list of them: organisation keys (403/401)
+ *   notLangfuse            true: every path answers 404 text/html, as a host that is not Langfuse
+ *   probeMode              'answer' | 'hang' | 'close' for projects, health and ready
  */
 export async function startFakeLangfuse({
     publicKey = 'pk-lf-test',
@@ -685,10 +731,23 @@ export async function startFakeLangfuse({
     version = '3.120.0',
     projects = [{ id: 'proj_1', name: 'Test Project' }],
     requireIngestionVersion = true,
+    organizationKeys = [],
+    notLangfuse = false,
+    probeMode = 'answer',
     port = 0,
 } = {}) {
     const initialKeys = { publicKey, secretKey };
     let keys = { ...initialKeys };
+    const initialSide = {
+        version,
+        projects: structuredClone(projects),
+        organizationKeys: normalizeKeyPairs(organizationKeys),
+        notLangfuse: checkBoolean(notLangfuse, 'notLangfuse'),
+        probeMode: checkProbeMode(probeMode),
+    };
+    let side = structuredClone(initialSide);
+    const requests = [];
+    let requestSeq = 0;
     const spans = [];
     const rawBodies = [];
     const exports = [];
@@ -775,10 +834,43 @@ export async function startFakeLangfuse({
     function checkAuth(req) {
         const a = parseBasicAuth(req.headers.authorization);
         if (a.missing) return { ok: false, message: 'No authorization header' };
-        if (a.bad || a.publicKey !== keys.publicKey || a.secretKey !== keys.secretKey) {
-            return { ok: false, message: INVALID_CREDENTIALS };
+        if (!a.bad && a.publicKey === keys.publicKey && a.secretKey === keys.secretKey) return { ok: true };
+        if (!a.bad && side.organizationKeys.some((k) => k.publicKey === a.publicKey && k.secretKey === a.secretKey)) {
+            return { ok: false, organization: true, message: ORGANIZATION_KEY_401 };
         }
-        return { ok: true };
+        return { ok: false, message: INVALID_CREDENTIALS };
+    }
+
+    /** Logs a request in `requests`; its status and outcome are filled in when it ends. */
+    function logRequest(req, res, path) {
+        const a = parseBasicAuth(req.headers.authorization);
+        const entry = {
+            seq: ++requestSeq,
+            method: req.method,
+            path,
+            at: nowMs(),
+            publicKey: a.publicKey ?? null,
+            status: null,
+            // 'pending', then 'answered', 'hang' (while hanging), 'closed' (the fake destroyed
+            // the socket) or 'client closed' (the client went away before the answer).
+            outcome: 'pending',
+            endedAt: null,
+        };
+        requests.push(entry);
+        res.once('finish', () => {
+            entry.status = res.statusCode;
+            entry.outcome = 'answered';
+            entry.endedAt = nowMs();
+            notify();
+        });
+        res.once('close', () => {
+            if (entry.outcome === 'answered') return;
+            if (entry.outcome !== 'closed') entry.outcome = 'client closed';
+            entry.endedAt = nowMs();
+            notify();
+        });
+        notify();
+        return entry;
     }
 
     function readBody(req) {
@@ -929,7 +1021,7 @@ export async function startFakeLangfuse({
         return { status: 207, body: { successes, errors }, records, items };
     }
 
-    async function handleExport(req, res, path) {
+    async function handleExport(req, res, path, logEntry) {
         const myEpoch = epoch;
         const at = nowMs();
         const raw = await readBody(req);
@@ -965,6 +1057,7 @@ export async function startFakeLangfuse({
 
         const action = actions.shift();
         if (action?.drop) {
+            if (logEntry) logEntry.outcome = 'closed';
             entry.dropped = true;
             entry.answeredAt = nowMs();
             notify();
@@ -1018,27 +1111,50 @@ export async function startFakeLangfuse({
             sendJson(res, 200, buildView(spans));
             return;
         }
+        const entry = logRequest(req, res, path);
+        const isProbe = path === HEALTH_PATH || path === '/api/public/ready' || path === PROJECTS_PATH;
+        if (isProbe && side.probeMode === 'hang') {
+            // Never answered: the client's own timeout (or close()) ends it.
+            entry.outcome = 'hang';
+            req.resume();
+            notify();
+            return;
+        }
+        if (isProbe && side.probeMode === 'close') {
+            entry.outcome = 'closed';
+            entry.endedAt = nowMs();
+            req.socket.destroy();
+            notify();
+            return;
+        }
+        if (side.notLangfuse) {
+            req.resume();
+            if (!(await waitUnlessClosed(res, delayMs))) return;
+            notFound(res);
+            return;
+        }
         if (path === OTLP_PATH || path === INGESTION_PATH) {
             if (req.method !== 'POST') {
                 req.resume();
                 sendJson(res, 405, { message: 'Method not allowed' });
                 return;
             }
-            await handleExport(req, res, path);
+            await handleExport(req, res, path, entry);
             return;
         }
         req.resume();
         if (!(await waitUnlessClosed(res, delayMs))) return;
         if (path === HEALTH_PATH || path === '/api/public/ready') {
             if (req.method !== 'GET') return sendJson(res, 405, { message: 'Method not allowed' });
-            return sendJson(res, 200, { status: 'OK', version });
+            return sendJson(res, 200, side.version === null ? { status: 'OK' } : { status: 'OK', version: side.version });
         }
         if (path === PROJECTS_PATH) {
             if (req.method !== 'GET') return sendJson(res, 405, { message: 'Method not allowed' });
             const auth = checkAuth(req);
+            if (auth.organization) return sendJson(res, 403, { message: ORGANIZATION_KEY_403 });
             if (!auth.ok) return sendJson(res, 401, { message: auth.message });
             return sendJson(res, 200, {
-                data: projects.map((p) => ({ id: p.id, name: p.name, organization: { id: 'org_1', name: 'Org' }, metadata: {} })),
+                data: side.projects.map((p) => ({ id: p.id, name: p.name, organization: { id: 'org_1', name: 'Org' }, metadata: {} })),
             });
         }
         notFound(res);
@@ -1052,19 +1168,8 @@ export async function startFakeLangfuse({
             else res.destroy();
         });
     });
-    // Beacon pools connections; a long idle timeout keeps the fake from closing one under it.
-    server.keepAliveTimeout = 60_000;
-    server.headersTimeout = 65_000;
     server.requestTimeout = 0;
-
-    await new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, '127.0.0.1', () => {
-            server.off('error', reject);
-            resolve();
-        });
-    });
-    const actualPort = server.address().port;
+    const actualPort = await listenLoopback(server, port);
 
     return {
         url: `http://127.0.0.1:${actualPort}`,
@@ -1083,6 +1188,16 @@ export async function startFakeLangfuse({
         exports,
         /** One entry per legacy batch item offered, with the status it got (live array). */
         ingestionItems,
+        /**
+         * Every request but /_test/... (exports included), in arrival order (live array):
+         * {seq, method, path, at, publicKey, status, outcome, endedAt}; outcome is 'pending',
+         * 'answered', 'hang', 'closed' (by the fake) or 'client closed'.
+         */
+        requests,
+        /** The version health reports now. */
+        get version() {
+            return side.version;
+        },
         /** What Langfuse would show: {traces, observations}. */
         view() {
             return buildView(spans);
@@ -1101,6 +1216,36 @@ export async function startFakeLangfuse({
         },
         setKeys(pk, sk) {
             keys = { publicKey: pk, secretKey: sk };
+        },
+        /** What GET /api/public/health reports from now on (null: no version field). */
+        setVersion(v) {
+            side.version = v;
+        },
+        /** The projects GET /api/public/projects lists from now on. */
+        setProjects(list) {
+            side.projects = structuredClone(list);
+        },
+        /** {publicKey, secretKey} or a list of them: organisation keys from now on. */
+        setOrganizationKeys(v) {
+            side.organizationKeys = normalizeKeyPairs(v);
+        },
+        /** true: every path answers 404 text/html from now on. */
+        setNotLangfuse(on) {
+            side.notLangfuse = checkBoolean(on, 'notLangfuse');
+        },
+        /** 'answer', 'hang' or 'close' for the projects, health and ready probes from now on. */
+        setProbeMode(mode) {
+            side.probeMode = checkProbeMode(mode);
+        },
+        /**
+         * Resolves with the matching requests once at least n arrived (they need not have ended).
+         * `path` (optional) only counts requests to that path.
+         */
+        waitForRequests(n, { path, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS } = {}) {
+            const matching = () => requests.filter((r) => path === undefined || r.path === path);
+            return waitFor(() => matching().length >= n, {
+                timeoutMs, what: `${n} request(s)${path ? ` to ${path}` : ''}`, value: matching,
+            });
         },
         /**
          * Legacy API: predicate(event, {attempt}) returns a falsy value (accept), a status
@@ -1128,13 +1273,18 @@ export async function startFakeLangfuse({
         },
         /** A human-readable list of what arrived, for assertion messages. */
         describe: describeState,
-        /** Clears records, injections, delay, the item predicate, and restores the keys. */
+        /**
+         * Clears records, injections, delay, the item predicate and the request log, and
+         * restores the keys, version, projects, organisation keys and modes given at start.
+         */
         reset() {
             epoch += 1;
             spans.length = 0;
             rawBodies.length = 0;
             exports.length = 0;
             ingestionItems.length = 0;
+            requests.length = 0;
+            side = structuredClone(initialSide);
             itemAttempts.clear();
             actions = [];
             delayMs = 0;
@@ -1151,9 +1301,15 @@ export async function startFakeLangfuse({
 
 // Standalone mode.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-    const portArg = process.argv.indexOf('--port');
-    const p = portArg > 0 ? Number(process.argv[portArg + 1]) : 0;
-    const fake = await startFakeLangfuse({ port: p });
+    const arg = (name) => {
+        const i = process.argv.indexOf(name);
+        return i > 0 ? process.argv[i + 1] : undefined;
+    };
+    const p = Number(arg('--port') ?? 0);
+    const opts = { port: p, notLangfuse: process.argv.includes('--not-langfuse') };
+    if (arg('--server-version') !== undefined) opts.version = arg('--server-version');
+    if (arg('--probe-mode') !== undefined) opts.probeMode = arg('--probe-mode');
+    const fake = await startFakeLangfuse(opts);
     console.log(`listening on ${fake.url}`);
     const stop = async () => {
         await fake.close();

@@ -9,7 +9,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
-import { startFakeLangfuse, INVALID_CREDENTIALS, INGESTION_MAX_BYTES } from './fake_langfuse.mjs';
+import {
+    startFakeLangfuse, INVALID_CREDENTIALS, INGESTION_MAX_BYTES, ORGANIZATION_KEY_403, ORGANIZATION_KEY_401,
+} from './fake_langfuse.mjs';
 import { withTimeout } from '../integration/harness.mjs';
 
 const PK = 'pk-lf-test';
@@ -902,6 +904,190 @@ describe('fake Langfuse', { timeout: 60_000 }, () => {
         });
     });
 
+    describe('Test Connection outcomes', () => {
+        const ORG = { publicKey: 'pk-lf-org', secretKey: 'sk-lf-org' };
+
+        async function getProbe(f, path, { auth = basic(), signal } = {}) {
+            const res = await fetch(`${f.url}${path}`, { headers: auth ? { authorization: auth } : {}, signal });
+            const text = await res.text();
+            let json = null;
+            try {
+                json = JSON.parse(text);
+            } catch { /* left null */ }
+            return { status: res.status, body: json, text, headers: res.headers };
+        }
+
+        test('organizationKeys: projects answers 403 with the real message; the project keys still work', async () => {
+            const f = await startFakeLangfuse({ organizationKeys: ORG });
+            try {
+                const org = await getProbe(f, '/api/public/projects', { auth: basic(ORG.publicKey, ORG.secretKey) });
+                assert.equal(org.status, 403);
+                assert.deepEqual(org.body, { message: ORGANIZATION_KEY_403 });
+                assert.equal(ORGANIZATION_KEY_403, 'Invalid API key. Are you using an organization key?');
+                const ok = await getProbe(f, '/api/public/projects');
+                assert.equal(ok.status, 200);
+                const wrong = await getProbe(f, '/api/public/projects', { auth: basic(ORG.publicKey, 'sk-lf-nope') });
+                assert.equal(wrong.status, 401, 'only the exact pair is an organisation key');
+            } finally {
+                await f.close();
+            }
+        });
+
+        test('organizationKeys: the export endpoints refuse them with 401 and record nothing', async () => {
+            fake.setOrganizationKeys([ORG]);
+            const otlp = await postOtlp(fake, otlpPayload([exampleGenerationSpan()]), { auth: basic(ORG.publicKey, ORG.secretKey) });
+            assert.equal(otlp.status, 401);
+            assert.equal(otlp.body.message, ORGANIZATION_KEY_401);
+            const ing = await postIngestion(fake, exampleBatch(), { auth: basic(ORG.publicKey, ORG.secretKey) });
+            assert.equal(ing.status, 401);
+            assert.equal(ing.body.message, ORGANIZATION_KEY_401);
+            assert.equal(fake.spans.length, 0);
+        });
+
+        test('reset forgets organisation keys set at run time', async () => {
+            fake.setOrganizationKeys(ORG);
+            assert.equal((await getProbe(fake, '/api/public/projects', { auth: basic(ORG.publicKey, ORG.secretKey) })).status, 403);
+            fake.reset();
+            const r = await getProbe(fake, '/api/public/projects', { auth: basic(ORG.publicKey, ORG.secretKey) });
+            assert.equal(r.status, 401);
+            assert.equal(r.body.message, INVALID_CREDENTIALS);
+        });
+
+        test('notLangfuse: every path answers 404 text/html, exports included, and nothing is recorded', async () => {
+            const f = await startFakeLangfuse({ notLangfuse: true });
+            try {
+                for (const path of ['/api/public/projects', '/api/public/health', '/api/public/ready', '/']) {
+                    const r = await getProbe(f, path);
+                    assert.equal(r.status, 404, path);
+                    assert.match(r.headers.get('content-type'), /^text\/html/, path);
+                    assert.match(r.text, /<html/, path);
+                    assert.equal(r.body, null, `${path} must not be JSON`);
+                }
+                const otlp = await postOtlp(f, otlpPayload([exampleGenerationSpan()]));
+                assert.equal(otlp.status, 404);
+                const ing = await postIngestion(f, exampleBatch());
+                assert.equal(ing.status, 404);
+                assert.equal(f.spans.length, 0);
+                assert.equal(f.exports.length, 0, 'a 404 is not an export');
+                assert.deepEqual(f.requests.map((r) => [r.method, r.path, r.status, r.outcome]), [
+                    ['GET', '/api/public/projects', 404, 'answered'],
+                    ['GET', '/api/public/health', 404, 'answered'],
+                    ['GET', '/api/public/ready', 404, 'answered'],
+                    ['GET', '/', 404, 'answered'],
+                    ['POST', '/api/public/otel/v1/traces', 404, 'answered'],
+                    ['POST', '/api/public/ingestion', 404, 'answered'],
+                ]);
+                const view = await fetch(`${f.url}/_test/view`);
+                assert.equal(view.status, 200, 'the fake\'s own /_test/view keeps working');
+                await view.body.cancel();
+            } finally {
+                await f.close();
+            }
+        });
+
+        test('setNotLangfuse switches the mode at run time; reset restores it', async () => {
+            fake.setNotLangfuse(true);
+            assert.equal((await getProbe(fake, '/api/public/health')).status, 404);
+            fake.setNotLangfuse(false);
+            assert.equal((await getProbe(fake, '/api/public/health')).status, 200);
+            fake.setNotLangfuse(true);
+            fake.reset();
+            assert.equal((await getProbe(fake, '/api/public/projects')).status, 200);
+            assert.throws(() => fake.setNotLangfuse('yes'), TypeError);
+        });
+
+        test('probeMode hang: projects and health never answer; exports still work; close() ends the hang', async () => {
+            const f = await startFakeLangfuse({ probeMode: 'hang' });
+            let closed = false;
+            try {
+                for (const path of ['/api/public/projects', '/api/public/health']) {
+                    const t0 = performance.now();
+                    await assert.rejects(getProbe(f, path, { signal: AbortSignal.timeout(300) }), /abort|timeout/i);
+                    assert.ok(performance.now() - t0 >= 250, `${path} answered before the client gave up`);
+                }
+                await f.waitFor(() => f.requests.length === 2 && f.requests.every((r) => r.outcome === 'client closed'),
+                    { timeoutMs: 5000, what: 'the fake to see both clients go away' });
+                assert.deepEqual(f.requests.map((r) => r.status), [null, null]);
+                const otlp = await postOtlp(f, otlpPayload([exampleGenerationSpan()]));
+                assert.equal(otlp.status, 200, 'only the probes hang');
+                // A probe left hanging must not keep close() waiting.
+                const pending = getProbe(f, '/api/public/health').then(() => 'answered', () => 'failed');
+                const [hanging] = await f.waitForRequests(1, { path: '/api/public/health' }).then((rs) => rs.slice(-1));
+                assert.equal(hanging.outcome, 'hang');
+                closed = true;
+                await withTimeout(f.close(), 5000, 'close() with a hanging probe');
+                assert.equal(await withTimeout(pending, 5000, 'the hanging client to fail'), 'failed');
+            } finally {
+                if (!closed) await f.close();
+            }
+        });
+
+        test('probeMode close: the socket is closed without an answer', async () => {
+            fake.setProbeMode('close');
+            await assert.rejects(getProbe(fake, '/api/public/projects'));
+            await assert.rejects(getProbe(fake, '/api/public/health'));
+            assert.ok(fake.requests.length >= 2);
+            for (const r of fake.requests) {
+                assert.equal(r.outcome, 'closed');
+                assert.equal(r.status, null);
+            }
+            assert.equal((await postOtlp(fake, otlpPayload([exampleGenerationSpan()]))).status, 200, 'only the probes are closed');
+            fake.setProbeMode('answer');
+            assert.equal((await getProbe(fake, '/api/public/projects')).status, 200);
+            assert.throws(() => fake.setProbeMode('sometimes'), TypeError);
+            await assert.rejects(startFakeLangfuse({ probeMode: 'sometimes' }), TypeError);
+        });
+
+        test('version: an old server, setVersion, a missing version, and reset', async () => {
+            const f = await startFakeLangfuse({ version: '3.10.0' });
+            try {
+                assert.deepEqual((await getProbe(f, '/api/public/health')).body, { status: 'OK', version: '3.10.0' });
+                assert.equal(f.version, '3.10.0');
+                f.setVersion('3.22.0');
+                assert.deepEqual((await getProbe(f, '/api/public/ready')).body, { status: 'OK', version: '3.22.0' });
+                f.setVersion(null);
+                assert.deepEqual((await getProbe(f, '/api/public/health')).body, { status: 'OK' });
+                f.reset();
+                assert.deepEqual((await getProbe(f, '/api/public/health')).body, { status: 'OK', version: '3.10.0' });
+            } finally {
+                await f.close();
+            }
+        });
+
+        test('setProjects changes what projects lists; reset restores it', async () => {
+            fake.setProjects([{ id: 'proj_9', name: 'Other' }]);
+            assert.deepEqual((await getProbe(fake, '/api/public/projects')).body.data.map((p) => [p.id, p.name]), [['proj_9', 'Other']]);
+            fake.reset();
+            assert.deepEqual((await getProbe(fake, '/api/public/projects')).body.data.map((p) => [p.id, p.name]), [['proj_1', 'Test Project']]);
+        });
+
+        test('requests logs every request with its key and outcome; dropped exports show as closed', async () => {
+            await getProbe(fake, '/api/public/projects', { auth: basic('pk-lf-who', 'sk-lf-x') });
+            await getProbe(fake, '/api/public/health', { auth: null });
+            fake.dropConnections(1);
+            await assert.rejects(postOtlp(fake, otlpPayload([exampleGenerationSpan()])));
+            await fake.waitFor(() => fake.requests.length === 3 && fake.requests[2].outcome === 'closed',
+                { timeoutMs: 5000, what: 'the dropped export in the log' });
+            assert.deepEqual(fake.requests.map((r) => [r.method, r.path, r.publicKey, r.status, r.outcome]), [
+                ['GET', '/api/public/projects', 'pk-lf-who', 401, 'answered'],
+                ['GET', '/api/public/health', null, 200, 'answered'],
+                ['POST', '/api/public/otel/v1/traces', PK, null, 'closed'],
+            ]);
+            const seqs = fake.requests.map((r) => r.seq);
+            assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+        });
+
+        test('waitForRequests resolves once n requests to a path arrived, and rejects on timeout', async () => {
+            const waiting = fake.waitForRequests(2, { path: '/api/public/health' });
+            await getProbe(fake, '/api/public/projects');
+            await getProbe(fake, '/api/public/health');
+            await getProbe(fake, '/api/public/health');
+            const got = await withTimeout(waiting, 5000, 'waitForRequests');
+            assert.deepEqual(got.map((r) => r.path), ['/api/public/health', '/api/public/health']);
+            await assert.rejects(fake.waitForRequests(1, { path: '/nowhere', timeoutMs: 100 }), /1 request\(s\) to \/nowhere/);
+        });
+    });
+
     test('runs standalone and prints its address', async () => {
         const file = fileURLToPath(new URL('./fake_langfuse.mjs', import.meta.url));
         const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -923,6 +1109,41 @@ describe('fake Langfuse', { timeout: 60_000 }, () => {
             const exited = new Promise((resolve) => child.once('exit', resolve));
             child.kill('SIGTERM');
             await exited;
+        }
+    });
+
+    test('runs standalone with --server-version and --not-langfuse', async () => {
+        const file = fileURLToPath(new URL('./fake_langfuse.mjs', import.meta.url));
+        for (const [args, check] of [
+            [['--server-version', '3.10.0'], async (url) => {
+                const res = await fetch(`${url}/api/public/health`);
+                assert.deepEqual(await res.json(), { status: 'OK', version: '3.10.0' });
+            }],
+            [['--not-langfuse'], async (url) => {
+                const res = await fetch(`${url}/api/public/health`);
+                assert.equal(res.status, 404);
+                assert.match(res.headers.get('content-type'), /^text\/html/);
+                await res.body.cancel();
+            }],
+        ]) {
+            const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+            try {
+                const url = await withTimeout(new Promise((resolve, reject) => {
+                    let out = '';
+                    child.stdout.setEncoding('utf8');
+                    child.stdout.on('data', (t) => {
+                        out += t;
+                        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+                        if (m) resolve(m[1]);
+                    });
+                    child.once('exit', (code) => reject(new Error(`exited ${code}`)));
+                }), 10_000, 'the standalone fake to listen');
+                await check(url);
+            } finally {
+                const exited = new Promise((resolve) => child.once('exit', resolve));
+                child.kill('SIGTERM');
+                await exited;
+            }
         }
     });
 });

@@ -35,6 +35,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import { listenLoopback } from './listen.mjs';
 
 /** The answer of the default script, shared by the stream and non-stream forms. */
 export const DEFAULT_CONTENT = 'Hello from the fake upstream.';
@@ -341,19 +342,7 @@ export async function startFakeUpstream({ port = 0 } = {}) {
         inFlight.clear();
     }
 
-    // Beacon may pool upstream connections; a long idle timeout keeps the fake from closing one
-    // just as Beacon reuses it, which would make tests flaky for reasons no test is about.
-    server.keepAliveTimeout = 60_000;
-    server.headersTimeout = 65_000;
-
-    await new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, '127.0.0.1', () => {
-            server.off('error', reject);
-            resolve();
-        });
-    });
-    const actualPort = server.address().port;
+    const actualPort = await listenLoopback(server, port);
 
     return {
         url: `http://127.0.0.1:${actualPort}/v1`,
