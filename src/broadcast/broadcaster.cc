@@ -54,7 +54,36 @@ class Broadcaster::Exporter {
           backoff_timer_(ioc),
           rng_(std::random_device{}()) {}
 
-    const config::DestinationConfig& config() const { return dest_->config(); }
+    // A copy: the destination may be replaced while other threads read it.
+    config::DestinationConfig config() const {
+        std::lock_guard lock(mu_);
+        return config_;
+    }
+
+    // Whether a record belongs here (workspace, filter, sampling). Any thread.
+    bool Wants(const trace::TraceRecord& record, bool global_enabled,
+               const std::set<std::string>& enabled_workspaces) const {
+        std::lock_guard lock(mu_);
+        if (config_.workspace_id.empty()) {
+            if (!global_enabled) return false;
+        } else if (config_.workspace_id != record.workspace_id ||
+                   !enabled_workspaces.count(config_.workspace_id)) {
+            return false;
+        }
+        return Accepts(config_, record);
+    }
+
+    // Broadcast thread: the next export goes through `replacement`; a pending retry is cut
+    // short so that fixed settings take effect at once.
+    void Replace(std::shared_ptr<Destination> replacement) {
+        {
+            std::lock_guard lock(mu_);
+            config_ = replacement->config();
+            healthy_ = true;
+        }
+        dest_ = std::move(replacement);
+        backoff_timer_.cancel();
+    }
 
     // Any thread.
     void Push(trace::RecordPtr record, asio::io_context& ioc) {
@@ -65,7 +94,7 @@ class Broadcaster::Exporter {
                 ++dropped_queue_full_;
                 if (dropped_queue_full_ == 1 || dropped_queue_full_ % 1000 == 0) {
                     spdlog::warn("broadcast: {} queue full ({} records); dropped {} so far",
-                                 config().name, queue_.size(), dropped_queue_full_);
+                                 config_.name, queue_.size(), dropped_queue_full_);
                 }
                 return;
             }
@@ -127,9 +156,9 @@ class Broadcaster::Exporter {
     DestinationHealth Health() const {
         std::lock_guard lock(mu_);
         DestinationHealth h;
-        h.id = config().id;
-        h.name = config().name;
-        h.type = config().type;
+        h.id = config_.id;
+        h.name = config_.name;
+        h.type = config_.type;
         h.healthy = healthy_;
         h.queued = static_cast<int64_t>(queue_.size()) + in_flight_;
         h.delivered = delivered_;
@@ -196,7 +225,8 @@ class Broadcaster::Exporter {
                 Count(dropped_shutdown_, batch.size());
                 co_return;
             }
-            ExportOutcome outcome = co_await dest_->Export(batch, cancel_);
+            std::shared_ptr<Destination> dest = dest_;  // stays alive if replaced meanwhile
+            ExportOutcome outcome = co_await dest->Export(batch, cancel_);
             if (aborted_) {
                 Count(dropped_shutdown_, batch.size());
                 co_return;
@@ -273,7 +303,8 @@ class Broadcaster::Exporter {
     }
 
     const config::BroadcastConfig& options_;
-    std::unique_ptr<Destination> dest_;
+    std::shared_ptr<Destination> dest_;  // Broadcast thread only
+    config::DestinationConfig config_;   // guarded by mu_
     asio::steady_timer wake_;
     asio::steady_timer flush_timer_;
     asio::steady_timer backoff_timer_;
@@ -298,24 +329,80 @@ class Broadcaster::Exporter {
     Clock::time_point deadline_ = Clock::time_point::max();
 };
 
+namespace {
+
+// Keeps the exporter alive for as long as its loop runs, even after Remove.
+asio::awaitable<void> RunExporter(std::shared_ptr<Broadcaster::Exporter> exporter) {
+    co_await exporter->Run();
+}
+
+}  // namespace
+
 Broadcaster::Broadcaster(config::BroadcastConfig options) : options_(std::move(options)) {}
 
 Broadcaster::~Broadcaster() { Shutdown(milliseconds(0)); }
 
-Status Broadcaster::AddDestination(const config::DestinationConfig& config) {
+Status Broadcaster::Upsert(const config::DestinationConfig& config) {
     auto d = CreateDestination(config);
     if (!d) return d.error();
-    AddDestination(std::move(d.value()));
+    Upsert(std::move(d.value()));
     return Status::Ok();
 }
 
-void Broadcaster::AddDestination(std::unique_ptr<Destination> destination) {
-    exporters_.push_back(std::make_unique<Exporter>(ioc_, options_, std::move(destination)));
+void Broadcaster::Upsert(std::unique_ptr<Destination> destination) {
+    std::shared_ptr<Destination> shared = std::move(destination);
+    const std::string id = shared->config().id;
+    std::unique_lock lock(mu_);
+    for (auto& e : exporters_) {
+        if (e->config().id != id) continue;
+        if (started_) {
+            asio::post(ioc_, [e, shared] { e->Replace(shared); });
+        } else {
+            e->Replace(shared);
+        }
+        return;
+    }
+    auto exporter = std::make_shared<Exporter>(ioc_, options_, nullptr);
+    exporter->Replace(shared);
+    exporters_.push_back(exporter);
+    if (started_) asio::co_spawn(ioc_, RunExporter(exporter), asio::detached);
+}
+
+void Broadcaster::Remove(const std::string& id) {
+    std::unique_lock lock(mu_);
+    for (auto it = exporters_.begin(); it != exporters_.end(); ++it) {
+        if ((*it)->config().id != id) continue;
+        auto e = *it;
+        exporters_.erase(it);
+        if (started_) {
+            asio::post(ioc_, [e] {
+                e->Stop(Clock::now());
+                e->Abort();
+            });
+        }
+        return;
+    }
+}
+
+void Broadcaster::SetWorkspaceEnabled(const std::string& workspace_id, bool enabled) {
+    std::unique_lock lock(mu_);
+    if (enabled) {
+        enabled_workspaces_.insert(workspace_id);
+    } else {
+        enabled_workspaces_.erase(workspace_id);
+    }
+}
+
+bool Broadcaster::WorkspaceEnabled(const std::string& workspace_id) const {
+    std::shared_lock lock(mu_);
+    return enabled_workspaces_.count(workspace_id) > 0;
 }
 
 void Broadcaster::Start() {
-    if (thread_.joinable()) return;
-    for (auto& e : exporters_) asio::co_spawn(ioc_, e->Run(), asio::detached);
+    std::unique_lock lock(mu_);
+    if (started_) return;
+    for (auto& e : exporters_) asio::co_spawn(ioc_, RunExporter(e), asio::detached);
+    started_ = true;
     accepting_ = true;
     thread_ = std::thread([this] {
         auto guard = asio::make_work_guard(ioc_);
@@ -324,15 +411,21 @@ void Broadcaster::Start() {
 }
 
 void Broadcaster::Submit(trace::RecordPtr record) {
-    if (!options_.enabled || !accepting_) return;
+    if (!accepting_) return;
+    std::shared_lock lock(mu_);
     for (auto& e : exporters_) {
-        if (Accepts(e->config(), *record)) e->Push(record, ioc_);
+        if (e->Wants(*record, options_.enabled, enabled_workspaces_)) e->Push(record, ioc_);
     }
 }
 
 void Broadcaster::Shutdown(milliseconds deadline) {
     if (!thread_.joinable()) return;
     accepting_ = false;
+    std::vector<std::shared_ptr<Exporter>> exporters;
+    {
+        std::shared_lock lock(mu_);
+        exporters = exporters_;
+    }
     const auto until = Clock::now() + deadline;
     std::mutex mu;
     std::condition_variable cv;
@@ -342,7 +435,7 @@ void Broadcaster::Shutdown(milliseconds deadline) {
     asio::steady_timer poll(ioc_);
     check = [&] {
         bool done = true;
-        for (auto& e : exporters_) done &= e->finished();
+        for (auto& e : exporters) done &= e->finished();
         if (done || Clock::now() >= until) {
             std::lock_guard lock(mu);
             all_done = true;
@@ -353,7 +446,7 @@ void Broadcaster::Shutdown(milliseconds deadline) {
         poll.async_wait([&](const boost::system::error_code&) { check(); });
     };
     asio::post(ioc_, [&] {
-        for (auto& e : exporters_) e->Stop(until);
+        for (auto& e : exporters) e->Stop(until);
         check();
     });
     {
@@ -363,7 +456,7 @@ void Broadcaster::Shutdown(milliseconds deadline) {
     // Whatever is still in flight is aborted; the abort runs on the Broadcast thread too.
     std::promise<void> aborted;
     asio::post(ioc_, [&] {
-        for (auto& e : exporters_) {
+        for (auto& e : exporters) {
             if (!e->finished()) e->Abort();
         }
         aborted.set_value();
@@ -380,9 +473,19 @@ void Broadcaster::Shutdown(milliseconds deadline) {
 }
 
 std::vector<DestinationHealth> Broadcaster::Health() const {
+    std::shared_lock lock(mu_);
     std::vector<DestinationHealth> out;
     for (const auto& e : exporters_) out.push_back(e->Health());
     return out;
+}
+
+std::optional<DestinationHealth> Broadcaster::Health(const std::string& id) const {
+    std::shared_lock lock(mu_);
+    for (const auto& e : exporters_) {
+        auto h = e->Health();
+        if (h.id == id) return h;
+    }
+    return std::nullopt;
 }
 
 }  // namespace beacon::broadcast

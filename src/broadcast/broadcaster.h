@@ -8,7 +8,11 @@
 //
 // Durability comes later (a spool between Submit and the exporters); the queue is the seam.
 //
-// Thread-safety: Submit and Health may be called from any thread; AddDestination before Start.
+// Destinations come from the config file (every workspace, under `broadcast.enabled`) and from
+// the management API (one workspace, under that workspace's Broadcast switch); the latter are
+// added, changed and removed while running.
+//
+// Thread-safety: every public method may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -16,6 +20,9 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,8 +57,17 @@ class Broadcaster final : public trace::RecordSink {
     explicit Broadcaster(config::BroadcastConfig options);
     ~Broadcaster() override;
 
-    Status AddDestination(const config::DestinationConfig& config);
-    void AddDestination(std::unique_ptr<Destination> destination);
+    // Adds a destination, or replaces the one with the same id. A replaced destination keeps
+    // its queue and counters; its next export uses the new settings (a batch waiting to be
+    // retried is retried at once, e.g. after keys were fixed).
+    Status Upsert(const config::DestinationConfig& config);
+    void Upsert(std::unique_ptr<Destination> destination);
+    // Removes a destination; what it still held is dropped.
+    void Remove(const std::string& id);
+
+    // The Broadcast switch of a workspace (off until turned on).
+    void SetWorkspaceEnabled(const std::string& workspace_id, bool enabled);
+    bool WorkspaceEnabled(const std::string& workspace_id) const;
 
     // Starts the Broadcast thread.
     void Start();
@@ -63,16 +79,20 @@ class Broadcaster final : public trace::RecordSink {
     void Shutdown(std::chrono::milliseconds deadline);
 
     std::vector<DestinationHealth> Health() const;
+    std::optional<DestinationHealth> Health(const std::string& id) const;
 
-    bool enabled() const { return options_.enabled && !exporters_.empty(); }
+    const config::BroadcastConfig& options() const { return options_; }
 
     class Exporter;  // one per destination (broadcaster.cc)
 
   private:
     config::BroadcastConfig options_;
     boost::asio::io_context ioc_{1};
-    std::vector<std::unique_ptr<Exporter>> exporters_;
+    mutable std::shared_mutex mu_;  // guards exporters_ and enabled_workspaces_
+    std::vector<std::shared_ptr<Exporter>> exporters_;
+    std::set<std::string> enabled_workspaces_;
     std::thread thread_;
+    std::atomic<bool> started_{false};
     std::atomic<bool> accepting_{false};
 };
 

@@ -9,8 +9,10 @@
 #include <iostream>
 #include <thread>
 
+#include "admin/management_api.h"
 #include "base/log.h"
 #include "broadcast/broadcaster.h"
+#include "cli/remote.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
@@ -83,7 +85,7 @@ int Serve(const CommonOptions& o) {
 
     broadcast::Broadcaster broadcaster(c->broadcast);
     for (const auto& d : c->broadcast.destinations) {
-        if (auto s = broadcaster.AddDestination(d); !s) return Fail(s.error().message);
+        if (auto s = broadcaster.Upsert(d); !s) return Fail(s.error().message);
     }
     broadcaster.Start();
     if (c->broadcast.enabled) {
@@ -91,8 +93,14 @@ int Serve(const CommonOptions& o) {
                      c->broadcast.destinations.size());
     }
 
+    auto secrets = admin::SecretBox::Open(c->data_dir);
+    if (!secrets) return Fail(secrets.error().message);
+    admin::ManagementApi management(**store, broadcaster, std::move(secrets.value()), c->broadcast);
+    if (auto s = management.Load(); !s) return Fail(s.error().message);
+
     gateway::Gateway gw(*c, **store, &broadcaster);
     if (auto s = gw.Init(); !s) return Fail(s.error().message);
+    gw.SetManagement(&management);
 
     auto listen = config::ParseListen(c->server.listen);
     http::ServerOptions so;
@@ -210,6 +218,7 @@ int Main(int argc, char** argv) {
     revoke->add_option("key", which, "key id or name")->required();
 
     auto* version = app.add_subcommand("version", "print the version");
+    auto run_remote = AddRemoteCommands(app);
 
     try {
         app.parse(argc, argv);
@@ -220,6 +229,7 @@ int Main(int argc, char** argv) {
     if (*create) return KeysCreate(o, name, management);
     if (*list) return KeysList(o);
     if (*revoke) return KeysRevoke(o, which);
+    if (int code = run_remote(); code >= 0) return code;
     if (*version) {
         std::cout << "beacon 0.1.0" << std::endl;
         return 0;

@@ -216,6 +216,17 @@ Result<Config> FromTable(const toml::table& root) {
               {"retry_max_ms", &bc.retry_max_ms}}) {
             if (auto st = ReadInt(*b, key, *target, w); !st) return st.error();
         }
+        if (auto regions = b->get_as<toml::table>("langfuse_regions")) {
+            bc.langfuse_regions.clear();
+            for (const auto& [name, url] : *regions) {
+                auto v = url.value<std::string>();
+                if (!v) return Error{"config: broadcast.langfuse_regions values must be URLs"};
+                std::string upper(name.str());
+                for (auto& ch : upper)
+                    ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+                bc.langfuse_regions.emplace_back(upper, *v);
+            }
+        }
         if (auto dests = b->get_as<toml::array>("destinations")) {
             size_t i = 0;
             for (const auto& node : *dests) {

@@ -81,7 +81,8 @@ struct ModelConfig {
 
 // One Broadcast destination. Common keys first, then the type's own.
 struct DestinationConfig {
-    std::string id;  // stable id (config destinations: "cfg-<name>")
+    std::string id;            // stable id (config destinations: "cfg-<name>")
+    std::string workspace_id;  // empty: every workspace (destinations from the config file)
     std::string name;
     std::string type;  // "langfuse"
     bool enabled = true;
@@ -121,6 +122,13 @@ struct BroadcastConfig {
     int retry_base_ms = 500;
     int retry_max_ms = 30000;
     std::vector<DestinationConfig> destinations;
+    // Langfuse cloud regions probed when Test Connection gets a 401 (name -> base URL); tests
+    // point them at fakes with [broadcast.langfuse_regions].
+    std::vector<std::pair<std::string, std::string>> langfuse_regions = {
+        {"US", "https://us.cloud.langfuse.com"},
+        {"EU", "https://cloud.langfuse.com"},
+        {"JP", "https://jp.cloud.langfuse.com"},
+        {"HIPAA", "https://hipaa.cloud.langfuse.com"}};
 };
 
 struct Config {

@@ -19,6 +19,15 @@
 
 namespace beacon::gateway {
 
+// The management API (Settings > Observability), implemented in admin/. The gateway routes
+// /api/v1/observability... to it after checking that the caller holds a management key.
+class ManagementHandler {
+  public:
+    virtual ~ManagementHandler() = default;
+    virtual boost::asio::awaitable<void> Handle(http::Exchange& exchange,
+                                                const store::ApiKey& key) = 0;
+};
+
 class Gateway {
   public:
     // `sink` (may be null) receives a TraceRecord for every request that passed authentication.
@@ -29,6 +38,9 @@ class Gateway {
 
     // The server's request handler.
     boost::asio::awaitable<void> Handle(http::Exchange& exchange);
+
+    // Set before the server starts; may stay null (no management API).
+    void SetManagement(ManagementHandler* handler) { management_ = handler; }
 
     // While draining, /readyz answers 503 so that load balancers stop sending traffic.
     void SetDraining() { draining_ = true; }
@@ -45,6 +57,7 @@ class Gateway {
     config::Config config_;
     store::Store& store_;
     trace::RecordSink* sink_;
+    ManagementHandler* management_ = nullptr;
     store::KeyCache keys_;
     providers::Catalog catalog_;
     std::map<std::string, std::unique_ptr<providers::Provider>> providers_;

@@ -5,6 +5,7 @@
 #include "api/error.h"
 #include "gateway/gateway.h"
 #include "providers/registry.h"
+#include "web/assets.h"
 
 namespace beacon::gateway {
 namespace asio = boost::asio;
@@ -28,6 +29,15 @@ std::string_view BearerToken(std::string_view authorization) {
     while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
     while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
     return token;
+}
+
+// Built outside coroutines: g++ 12 rejects brace lists of pairs inside coroutine bodies.
+http::Headers RedirectHeaders() { return {{"Location", "/settings/observability"}}; }
+http::Headers AssetHeaders() {
+    return {{"Cache-Control", "no-cache"},
+            {"X-Content-Type-Options", "nosniff"},
+            {"Content-Security-Policy",
+             "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'"}};
 }
 
 std::string Iso8601(int64_t unix_seconds) {
@@ -180,7 +190,18 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& ex) {
         co_return;
     }
 
-    enum class Route { kChat, kGeneration, kKey, kNone };
+    if (method == "GET") {
+        if (path == "/") {
+            co_await ex.Respond(302, "text/plain", "", RedirectHeaders());
+            co_return;
+        }
+        if (auto asset = web::FindAsset(path)) {
+            co_await ex.Respond(200, asset->content_type, std::string(asset->body), AssetHeaders());
+            co_return;
+        }
+    }
+
+    enum class Route { kChat, kGeneration, kKey, kManagement, kNone };
     Route route = Route::kNone;
     std::string_view want_method;
     if (path == "/api/v1/chat/completions" || path == "/v1/chat/completions") {
@@ -192,6 +213,10 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& ex) {
     } else if (path == "/api/v1/key" || path == "/v1/key") {
         route = Route::kKey;
         want_method = "GET";
+    } else if (management_ &&
+               (path == "/api/v1/observability" || path.rfind("/api/v1/observability/", 0) == 0)) {
+        route = Route::kManagement;
+        want_method = method;  // the management API checks methods per route
     }
     if (route == Route::kNone) {
         co_await RespondError(ex, api::ApiError::NotFound("no route for " + std::string(method) +
@@ -237,6 +262,15 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& ex) {
             break;
         case Route::kKey:
             co_await HandleKey(ex, k);
+            break;
+        case Route::kManagement:
+            if (!k.management) {
+                co_await RespondError(ex, api::ApiError::Forbidden(
+                                              "this endpoint needs a management key "
+                                              "(`beacon keys create --name NAME --management`)"));
+                co_return;
+            }
+            co_await management_->Handle(ex, k);
             break;
         case Route::kNone:
             break;

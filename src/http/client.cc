@@ -14,6 +14,7 @@
 #include <boost/url/parse.hpp>
 #include <cerrno>
 #include <limits>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -78,7 +79,32 @@ struct Conn {
     beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 };
 
-thread_local std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> t_pool;
+// Idle connections belong to the io_context whose sockets they are: an Asio service lives and
+// dies with its io_context, so no pooled socket outlives the context it is registered with.
+// Server workers run one thread per io_context, so the mutex is never contended there.
+class Pool final : public asio::execution_context::service {
+  public:
+    using key_type = Pool;
+    static inline asio::execution_context::id id;
+
+    explicit Pool(asio::execution_context& ctx) : service(ctx) {}
+
+    std::unique_ptr<Conn> Take(const std::string& key);
+    void Put(std::unique_ptr<Conn> conn);
+
+  private:
+    void shutdown() override {
+        std::lock_guard lock(mu_);
+        idle_.clear();
+    }
+
+    std::mutex mu_;
+    std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> idle_;
+};
+
+Pool& PoolOf(const asio::any_io_executor& ex) {
+    return asio::use_service<Pool>(asio::query(ex, asio::execution::context));
+}
 
 // An idle keep-alive connection must have nothing to read: readable means the server closed
 // it (EOF) or sent something unasked; either way it cannot carry a new request.
@@ -90,9 +116,10 @@ bool StillIdle(Conn& conn) {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-std::unique_ptr<Conn> TakePooled(const std::string& key) {
-    auto it = t_pool.find(key);
-    if (it == t_pool.end()) return nullptr;
+std::unique_ptr<Conn> Pool::Take(const std::string& key) {
+    std::lock_guard lock(mu_);
+    auto it = idle_.find(key);
+    if (it == idle_.end()) return nullptr;
     auto& idle = it->second;
     const auto now = std::chrono::steady_clock::now();
     while (!idle.empty()) {
@@ -103,8 +130,9 @@ std::unique_ptr<Conn> TakePooled(const std::string& key) {
     return nullptr;
 }
 
-void ReturnToPool(std::unique_ptr<Conn> conn) {
-    auto& idle = t_pool[conn->key];
+void Pool::Put(std::unique_ptr<Conn> conn) {
+    std::lock_guard lock(mu_);
+    auto& idle = idle_[conn->key];
     if (idle.size() >= kPoolMaxPerOrigin) return;
     conn->idle_since = std::chrono::steady_clock::now();
     idle.push_back(std::move(conn));
@@ -235,7 +263,7 @@ class ResponseImpl final : public ClientResponse {
         cancel_.Clear();
         if (parser_->is_done() && parser_->keep_alive()) {
             conn_->lowest().expires_never();
-            ReturnToPool(std::move(conn_));
+            PoolOf(conn_->lowest().get_executor()).Put(std::move(conn_));
         }
         conn_.reset();
     }
@@ -299,7 +327,7 @@ asio::awaitable<Result<std::unique_ptr<ClientResponse>, ClientError>> Send(
     // A request is never sent twice: once written, the upstream may be acting on it, so a
     // failure is reported (and the caller may fall back to another model). Stale pooled
     // connections are weeded out before use instead (StillIdle).
-    std::unique_ptr<Conn> conn = TakePooled(origin->key());
+    std::unique_ptr<Conn> conn = PoolOf(co_await asio::this_coro::executor).Take(origin->key());
     if (!conn) {
         auto fresh = co_await Connect(*origin, timeouts, cancel);
         if (!fresh) {

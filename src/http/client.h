@@ -3,8 +3,8 @@
 // thread and origin, separate connect / first-byte / total timeouts, cancellation, and a body
 // that can be read piece by piece for streams.
 //
-// Thread model: call from an io_context that runs on one thread (every server worker does);
-// the pool is per thread, so no locks are taken.
+// Thread model: call from any io_context; idle connections are pooled per io_context (an Asio
+// service), so a pooled socket never outlives the context it belongs to.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>

@@ -34,6 +34,28 @@ struct CreatedKey {
     std::string secret;  // the only time the plaintext exists; never stored
 };
 
+// A Broadcast destination managed through the API. The secret is stored sealed
+// (AES-256-GCM, see admin/secrets.h); the store never sees it in clear.
+struct StoredDestination {
+    std::string id;  // "dst_<hex>"
+    std::string workspace_id;
+    std::string type;  // "langfuse"
+    std::string name;
+    bool enabled = true;
+    bool privacy_mode = false;
+    double sampling_rate = 1.0;
+    std::vector<std::string> api_key_ids;  // empty: every key
+    std::string public_key;
+    std::string secret_sealed;
+    std::string base_url;
+    std::string transport = "otlp";
+    std::string server_version;
+    std::string project_id;
+    std::string project_name;
+    int64_t created_at = 0;
+    int64_t updated_at = 0;
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -44,6 +66,20 @@ class Store {
     virtual Status RevokeKey(std::string_view id_or_name) = 0;
     // Looks a presented secret up by its hash. Revoked keys are returned with revoked=true.
     virtual Result<std::optional<ApiKey>> FindKeyBySecret(std::string_view secret) = 0;
+
+    // Broadcast on/off per workspace (off until turned on).
+    virtual Result<bool> GetBroadcastEnabled(std::string_view workspace_id) = 0;
+    virtual Status SetBroadcastEnabled(std::string_view workspace_id, bool enabled) = 0;
+    virtual Result<std::vector<std::string>> WorkspacesWithBroadcast() = 0;
+
+    // Destinations of one workspace, or of all when `workspace_id` is empty; by creation time.
+    virtual Result<std::vector<StoredDestination>> ListDestinations(
+        std::string_view workspace_id) = 0;
+    virtual Result<std::optional<StoredDestination>> GetDestination(std::string_view id) = 0;
+    // Inserts or replaces by id.
+    virtual Status PutDestination(const StoredDestination& destination) = 0;
+    // An unknown id is an error.
+    virtual Status DeleteDestination(std::string_view id) = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path` and migrates its schema.

@@ -1012,7 +1012,7 @@ describe('fake Langfuse', { timeout: 60_000 }, () => {
                 assert.equal(otlp.status, 200, 'only the probes hang');
                 // A probe left hanging must not keep close() waiting.
                 const pending = getProbe(f, '/api/public/health').then(() => 'answered', () => 'failed');
-                const [hanging] = await f.waitForRequests(1, { path: '/api/public/health' }).then((rs) => rs.slice(-1));
+                const [hanging] = (await f.waitForRequests(2, { path: '/api/public/health' })).slice(-1);
                 assert.equal(hanging.outcome, 'hang');
                 closed = true;
                 await withTimeout(f.close(), 5000, 'close() with a hanging probe');

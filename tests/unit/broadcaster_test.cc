@@ -83,7 +83,7 @@ TEST(Broadcaster, DeliversInBatches) {
         std::make_unique<ScriptedDestination>([](auto&, int) { return ExportOutcome::Ok(); });
     auto* d = dest.get();
     Broadcaster b(Options());
-    b.AddDestination(std::move(dest));
+    b.Upsert(std::move(dest));
     b.Start();
     for (int i = 0; i < 10; ++i) b.Submit(Rec(i));
     ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 10; }));
@@ -108,7 +108,7 @@ TEST(Broadcaster, RetriesWithSameRecords) {
     });
     auto* d = dest.get();
     Broadcaster b(Options());
-    b.AddDestination(std::move(dest));
+    b.Upsert(std::move(dest));
     b.Start();
     b.Submit(Rec(1));
     ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 1; }));
@@ -141,7 +141,7 @@ TEST(Broadcaster, HonoursRetryAfter) {
         return ExportOutcome::Ok();
     });
     Broadcaster b(Options());
-    b.AddDestination(std::move(dest));
+    b.Upsert(std::move(dest));
     b.Start();
     b.Submit(Rec(1));
     ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 1; }));
@@ -169,7 +169,7 @@ TEST(Broadcaster, SplitsToIsolateBadRecord) {
     auto options = Options();
     options.flush_interval_ms = 200;  // let all eight land in one batch
     Broadcaster b(options);
-    b.AddDestination(std::move(dest));
+    b.Upsert(std::move(dest));
     b.Start();
     for (int i = 0; i < 8; ++i) b.Submit(Rec(i));
     ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered + h.dropped_rejected == 8; }));
@@ -197,7 +197,7 @@ TEST(Broadcaster, PartialOutcome) {
     auto options = Options();
     options.flush_interval_ms = 200;
     Broadcaster b(options);
-    b.AddDestination(std::move(dest));
+    b.Upsert(std::move(dest));
     b.Start();
     for (int i = 0; i < 3; ++i) b.Submit(Rec(i));
     ASSERT_TRUE(
@@ -218,7 +218,7 @@ TEST(Broadcaster, GivesUpAfterMaxAttempts) {
     });
     auto* d = dest.get();
     Broadcaster b(Options());
-    b.AddDestination(std::move(dest));
+    b.Upsert(std::move(dest));
     b.Start();
     b.Submit(Rec(1));
     ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.dropped_gave_up == 1; }));
@@ -234,7 +234,7 @@ TEST(Broadcaster, FullQueueDropsAndCounts) {
     auto dest =
         std::make_unique<ScriptedDestination>([](auto&, int) { return ExportOutcome::Ok(); });
     Broadcaster b(options);
-    b.AddDestination(std::move(dest));
+    b.Upsert(std::move(dest));
     // Not started: nothing drains the queue, and Submit before Start is ignored entirely.
     b.Submit(Rec(0));
     EXPECT_EQ(b.Health().at(0).queued, 0);
@@ -253,7 +253,7 @@ TEST(Broadcaster, ShutdownFlushes) {
     auto dest =
         std::make_unique<ScriptedDestination>([](auto&, int) { return ExportOutcome::Ok(); });
     Broadcaster b(options);
-    b.AddDestination(std::move(dest));
+    b.Upsert(std::move(dest));
     b.Start();
     for (int i = 0; i < 3; ++i) b.Submit(Rec(i));
     b.Shutdown(milliseconds(5000));
@@ -272,7 +272,7 @@ TEST(Broadcaster, ShutdownRespectsDeadline) {
         return o;
     });
     Broadcaster b(options);
-    b.AddDestination(std::move(dest));
+    b.Upsert(std::move(dest));
     b.Start();
     b.Submit(Rec(1));
     ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.failed >= 1; }));

@@ -213,7 +213,7 @@ TEST_F(StoreTest, ReopeningKeepsKeysAndMigrationIsIdempotent) {
     sqlite3_stmt* st = nullptr;
     ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    EXPECT_EQ(sqlite3_column_int(st, 0), 1);
+    EXPECT_EQ(sqlite3_column_int(st, 0), 2);  // one per migration
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -254,6 +254,23 @@ class CountingStore final : public Store {
         ++finds;
         return inner_.FindKeyBySecret(secret);
     }
+    Result<bool> GetBroadcastEnabled(std::string_view w) override {
+        return inner_.GetBroadcastEnabled(w);
+    }
+    Status SetBroadcastEnabled(std::string_view w, bool on) override {
+        return inner_.SetBroadcastEnabled(w, on);
+    }
+    Result<std::vector<std::string>> WorkspacesWithBroadcast() override {
+        return inner_.WorkspacesWithBroadcast();
+    }
+    Result<std::vector<StoredDestination>> ListDestinations(std::string_view w) override {
+        return inner_.ListDestinations(w);
+    }
+    Result<std::optional<StoredDestination>> GetDestination(std::string_view id) override {
+        return inner_.GetDestination(id);
+    }
+    Status PutDestination(const StoredDestination& d) override { return inner_.PutDestination(d); }
+    Status DeleteDestination(std::string_view id) override { return inner_.DeleteDestination(id); }
     int finds = 0;
 
   private:
@@ -321,6 +338,39 @@ TEST_F(StoreTest, KeyCacheSeesRevocationAfterTtl) {
     ASSERT_TRUE(after);
     EXPECT_FALSE(after->has_value());
     EXPECT_EQ(counting.finds, 2);
+}
+
+TEST_F(StoreTest, DestinationsRoundTrip) {
+    // Verifies destinations and the Broadcast switch are stored, listed per workspace, replaced
+    // by id and deleted.
+    StoredDestination d;
+    d.id = "dst_1";
+    d.workspace_id = "default";
+    d.type = "langfuse";
+    d.name = "prod";
+    d.sampling_rate = 0.25;
+    d.api_key_ids = {"key_a", "key_b"};
+    d.public_key = "pk-lf-1";
+    d.secret_sealed = std::string("\x00\x01sealed\xff", 9);
+    d.base_url = "https://cloud.langfuse.com";
+    d.created_at = 10;
+    ASSERT_TRUE(store_->PutDestination(d).ok());
+    auto got = store_->GetDestination("dst_1");
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ((*got)->api_key_ids, d.api_key_ids);
+    EXPECT_EQ((*got)->secret_sealed, d.secret_sealed);
+    EXPECT_DOUBLE_EQ((*got)->sampling_rate, 0.25);
+    d.name = "renamed";
+    ASSERT_TRUE(store_->PutDestination(d).ok());
+    EXPECT_EQ(store_->ListDestinations("default")->size(), 1u);
+    EXPECT_EQ(store_->ListDestinations("default")->front().name, "renamed");
+    EXPECT_TRUE(store_->ListDestinations("other")->empty());
+    EXPECT_TRUE(store_->DeleteDestination("dst_1").ok());
+    EXPECT_FALSE(store_->DeleteDestination("dst_1").ok());
+    EXPECT_FALSE(*store_->GetBroadcastEnabled("default"));
+    ASSERT_TRUE(store_->SetBroadcastEnabled("default", true).ok());
+    EXPECT_TRUE(*store_->GetBroadcastEnabled("default"));
+    EXPECT_EQ(*store_->WorkspacesWithBroadcast(), std::vector<std::string>{"default"});
 }
 
 }  // namespace

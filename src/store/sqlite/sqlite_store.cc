@@ -28,6 +28,25 @@ Statement& Statement::Bind(int index, int64_t value) {
     return *this;
 }
 
+Statement& Statement::BindDouble(int index, double value) {
+    sqlite3_bind_double(stmt_, index, value);
+    return *this;
+}
+
+Statement& Statement::BindBlob(int index, std::string_view bytes) {
+    sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+    return *this;
+}
+
+double Statement::Double(int column) const { return sqlite3_column_double(stmt_, column); }
+
+std::string Statement::Blob(int column) const {
+    const void* p = sqlite3_column_blob(stmt_, column);
+    return p ? std::string(static_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, column)))
+             : std::string();
+}
+
 int Statement::Step() { return sqlite3_step(stmt_); }
 
 std::string Statement::Text(int column) const {
@@ -88,6 +107,33 @@ constexpr std::string_view kMigrations[] = {
         revoked INTEGER NOT NULL DEFAULT 0,
         created_at INTEGER NOT NULL
     );
+    )sql",
+    R"sql(
+    CREATE TABLE broadcast_settings (
+        workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id),
+        enabled INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE destinations (
+        id TEXT PRIMARY KEY,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+        type TEXT NOT NULL,
+        name TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        privacy_mode INTEGER NOT NULL,
+        sampling_rate REAL NOT NULL,
+        api_key_ids TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        secret_sealed BLOB NOT NULL,
+        base_url TEXT NOT NULL,
+        transport TEXT NOT NULL,
+        server_version TEXT NOT NULL,
+        project_id TEXT NOT NULL,
+        project_name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX destinations_by_workspace ON destinations(workspace_id, created_at);
     )sql",
 };
 
@@ -176,7 +222,139 @@ class SqliteStore final : public Store {
         return std::optional<ApiKey>();
     }
 
+    Result<bool> GetBroadcastEnabled(std::string_view workspace_id) override {
+        std::lock_guard lock(mu_);
+        Statement st(db_->handle(),
+                     "SELECT enabled FROM broadcast_settings WHERE workspace_id = ?");
+        st.Bind(1, workspace_id);
+        const int rc = st.Step();
+        if (rc == SQLITE_ROW) return st.Int(0) != 0;
+        if (rc != SQLITE_DONE) return Error{"sqlite: " + db_->LastError()};
+        return false;
+    }
+
+    Status SetBroadcastEnabled(std::string_view workspace_id, bool enabled) override {
+        std::lock_guard lock(mu_);
+        Statement st(db_->handle(),
+                     "INSERT INTO broadcast_settings (workspace_id, enabled, updated_at) "
+                     "VALUES (?, ?, strftime('%s','now')) ON CONFLICT(workspace_id) DO UPDATE "
+                     "SET enabled = excluded.enabled, updated_at = excluded.updated_at");
+        st.Bind(1, workspace_id).Bind(2, int64_t{enabled ? 1 : 0});
+        if (st.Step() != SQLITE_DONE) return Error{"sqlite: " + db_->LastError()};
+        return Status::Ok();
+    }
+
+    Result<std::vector<std::string>> WorkspacesWithBroadcast() override {
+        std::lock_guard lock(mu_);
+        Statement st(db_->handle(),
+                     "SELECT workspace_id FROM broadcast_settings WHERE enabled = 1");
+        std::vector<std::string> out;
+        int rc;
+        while ((rc = st.Step()) == SQLITE_ROW) out.push_back(st.Text(0));
+        if (rc != SQLITE_DONE) return Error{"sqlite: " + db_->LastError()};
+        return out;
+    }
+
+    Result<std::vector<StoredDestination>> ListDestinations(
+        std::string_view workspace_id) override {
+        std::lock_guard lock(mu_);
+        std::string sql = std::string(kSelectDestination);
+        if (!workspace_id.empty()) sql += " WHERE workspace_id = ?";
+        sql += " ORDER BY created_at, id";
+        Statement st(db_->handle(), sql);
+        if (!workspace_id.empty()) st.Bind(1, workspace_id);
+        std::vector<StoredDestination> out;
+        int rc;
+        while ((rc = st.Step()) == SQLITE_ROW) out.push_back(DestinationRow(st));
+        if (rc != SQLITE_DONE) return Error{"sqlite: " + db_->LastError()};
+        return out;
+    }
+
+    Result<std::optional<StoredDestination>> GetDestination(std::string_view id) override {
+        std::lock_guard lock(mu_);
+        Statement st(db_->handle(), std::string(kSelectDestination) + " WHERE id = ?");
+        st.Bind(1, id);
+        const int rc = st.Step();
+        if (rc == SQLITE_ROW) return std::optional<StoredDestination>(DestinationRow(st));
+        if (rc != SQLITE_DONE) return Error{"sqlite: " + db_->LastError()};
+        return std::optional<StoredDestination>();
+    }
+
+    Status PutDestination(const StoredDestination& d) override {
+        std::lock_guard lock(mu_);
+        Statement st(db_->handle(),
+                     "INSERT OR REPLACE INTO destinations (id, workspace_id, type, name, enabled, "
+                     "privacy_mode, sampling_rate, api_key_ids, public_key, secret_sealed, "
+                     "base_url, transport, server_version, project_id, project_name, created_at, "
+                     "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        std::string keys;
+        for (const auto& k : d.api_key_ids) keys += (keys.empty() ? "" : ",") + k;
+        st.Bind(1, d.id)
+            .Bind(2, d.workspace_id)
+            .Bind(3, d.type)
+            .Bind(4, d.name)
+            .Bind(5, int64_t{d.enabled ? 1 : 0})
+            .Bind(6, int64_t{d.privacy_mode ? 1 : 0})
+            .BindDouble(7, d.sampling_rate)
+            .Bind(8, keys)
+            .Bind(9, d.public_key)
+            .BindBlob(10, d.secret_sealed)
+            .Bind(11, d.base_url)
+            .Bind(12, d.transport)
+            .Bind(13, d.server_version)
+            .Bind(14, d.project_id)
+            .Bind(15, d.project_name)
+            .Bind(16, d.created_at)
+            .Bind(17, d.updated_at);
+        if (st.Step() != SQLITE_DONE) return Error{"sqlite: " + db_->LastError()};
+        return Status::Ok();
+    }
+
+    Status DeleteDestination(std::string_view id) override {
+        std::lock_guard lock(mu_);
+        Statement st(db_->handle(), "DELETE FROM destinations WHERE id = ?");
+        st.Bind(1, id);
+        if (st.Step() != SQLITE_DONE) return Error{"sqlite: " + db_->LastError()};
+        if (sqlite3_changes(db_->handle()) == 0) {
+            return Error{"no destination " + std::string(id)};
+        }
+        return Status::Ok();
+    }
+
   private:
+    static constexpr std::string_view kSelectDestination =
+        "SELECT id, workspace_id, type, name, enabled, privacy_mode, sampling_rate, api_key_ids, "
+        "public_key, secret_sealed, base_url, transport, server_version, project_id, "
+        "project_name, created_at, updated_at FROM destinations";
+
+    static StoredDestination DestinationRow(const Statement& st) {
+        StoredDestination d;
+        d.id = st.Text(0);
+        d.workspace_id = st.Text(1);
+        d.type = st.Text(2);
+        d.name = st.Text(3);
+        d.enabled = st.Int(4) != 0;
+        d.privacy_mode = st.Int(5) != 0;
+        d.sampling_rate = st.Double(6);
+        const std::string keys = st.Text(7);
+        for (size_t start = 0; start < keys.size();) {
+            size_t comma = keys.find(',', start);
+            if (comma == std::string::npos) comma = keys.size();
+            d.api_key_ids.push_back(keys.substr(start, comma - start));
+            start = comma + 1;
+        }
+        d.public_key = st.Text(8);
+        d.secret_sealed = st.Blob(9);
+        d.base_url = st.Text(10);
+        d.transport = st.Text(11);
+        d.server_version = st.Text(12);
+        d.project_id = st.Text(13);
+        d.project_name = st.Text(14);
+        d.created_at = st.Int(15);
+        d.updated_at = st.Int(16);
+        return d;
+    }
+
     static constexpr std::string_view kSelect =
         "SELECT id, name, workspace_id, hint, management, revoked, created_at FROM api_keys";
 

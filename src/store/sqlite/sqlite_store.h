@@ -22,10 +22,14 @@ class Statement {
     bool ok() const { return stmt_ != nullptr; }
     Statement& Bind(int index, std::string_view text);
     Statement& Bind(int index, int64_t value);
+    Statement& BindDouble(int index, double value);
+    Statement& BindBlob(int index, std::string_view bytes);
     // SQLITE_ROW, SQLITE_DONE or an error code.
     int Step();
     std::string Text(int column) const;
     int64_t Int(int column) const;
+    double Double(int column) const;
+    std::string Blob(int column) const;
 
   private:
     sqlite3_stmt* stmt_ = nullptr;

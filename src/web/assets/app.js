@@ -47,8 +47,14 @@
         deleteText: $('delete-text'),
     };
     const SECRET_HELP_ADD = ui.secretHelp.textContent;
+    const saveHelp = $('f-save-help');
+    const SAVE_HELP_ADD = saveHelp.textContent;
+    const SAVE_HELP_EDIT = 'A new Secret Key, Public Key or Base URL needs a passing Test Connection first, and ' +
+        'Beacon tests it again when saving; other changes save directly.';
 
     let key = null;
+    let signedIn = false;
+    let signingIn = false;
     let refreshTimer = null;
     let refreshing = false;
     const cards = new Map();   // destination id -> {li, data, fields, status, title}
@@ -94,8 +100,8 @@
         if (!res.ok) {
             const message = payload?.error?.message || `Beacon answered ${res.status} ${res.statusText}`.trim();
             const err = new ApiError(message, res.status, payload?.error);
-            // A revoked or wrong key makes every later call fail too: go back to sign-in at once.
-            if ((res.status === 401 || res.status === 403) && key) signOut(message);
+            // A revoked key makes every later call fail too: go back to sign-in at once.
+            if ((res.status === 401 || res.status === 403) && signedIn) signOut(message);
             throw err;
         }
         return payload?.data;
@@ -162,16 +168,21 @@
 
     async function signIn(candidate) {
         key = candidate;
+        signingIn = true;
         say(ui.signinStatus, 'Signing in…');
         let state;
         try {
             state = await api('GET', API);
         } catch (err) {
-            // api() already signed out (and said why) on 401/403; other failures are said here.
+            signingIn = false;
             key = null;
-            if (err.status !== 401 && err.status !== 403) say(ui.signinStatus, err.message, 'error');
+            sessionStorage.removeItem(KEY_STORAGE);
+            const why = err.status === 401 || err.status === 403 ? `This key cannot sign in: ${err.message}` : err.message;
+            say(ui.signinStatus, why, 'error');
             return false;
         }
+        signingIn = false;
+        signedIn = true;
         sessionStorage.setItem(KEY_STORAGE, candidate);
         say(ui.signinStatus, '');
         ui.signinKey.value = '';
@@ -180,6 +191,7 @@
         ui.signOut.hidden = false;
         showBroadcast(state);
         await refreshDestinations();
+        clearInterval(refreshTimer);
         refreshTimer = setInterval(() => {
             if (!refreshing) refreshDestinations();
         }, REFRESH_MS);
@@ -188,13 +200,13 @@
 
     function signOut(reason = '') {
         key = null;
+        signedIn = false;
         sessionStorage.removeItem(KEY_STORAGE);
         clearInterval(refreshTimer);
         refreshTimer = null;
         for (const card of cards.values()) card.li.remove();
         cards.clear();
         resetForm();
-        say(ui.result, '');
         say(ui.broadcastStatus, '');
         say(ui.listStatus, '');
         ui.settingsView.hidden = true;
@@ -207,7 +219,8 @@
     ui.signinForm.addEventListener('submit', async (e) => {
         e.preventDefault();
         const candidate = ui.signinKey.value.trim();
-        if (!candidate) return;
+        // One attempt at a time: a late answer to an earlier one must not undo a later one.
+        if (!candidate || signingIn) return;
         if (await signIn(candidate)) ui.settingsTitle.focus();
     });
     ui.signOut.addEventListener('click', () => signOut());
@@ -260,6 +273,7 @@
         refreshing = true;
         try {
             const list = await api('GET', `${API}/destinations`);
+            if (!signedIn) return;   // signed out while the answer was on its way
             renderDestinations(Array.isArray(list) ? list : []);
             if (ui.listStatus.dataset.kind === 'stale') say(ui.listStatus, '');
         } catch (err) {
@@ -598,6 +612,8 @@
         ui.formTitle.textContent = `Edit "${d.name}"`;
         ui.secret.required = false;
         ui.secretHelp.textContent = `Leave empty to keep the stored secret key (${d.config?.secretKey ?? 'hidden'}).`;
+        ui.secret.placeholder = 'unchanged';
+        saveHelp.textContent = SAVE_HELP_EDIT;
         ui.publicKey.value = d.config?.publicKey ?? '';
         ui.baseUrl.value = d.config?.baseUrl ?? '';
         ui.name.value = d.name ?? '';
@@ -619,6 +635,8 @@
         ui.formTitle.textContent = 'Add Langfuse';
         ui.secret.required = true;
         ui.secretHelp.textContent = SECRET_HELP_ADD;
+        ui.secret.placeholder = 'sk-lf-...';
+        saveHelp.textContent = SAVE_HELP_ADD;
         ui.cancel.hidden = true;
         passedSig = null;
         resultSig = null;
