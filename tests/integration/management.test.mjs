@@ -343,6 +343,14 @@ describe('management API', { timeout: 180_000 }, () => {
             assert.match(r.message, /connect|refused/i);
         });
 
+        test('https to a server that speaks plain HTTP is tls', async () => {
+            // The fake answers plain HTTP; a TLS ClientHello to it cannot complete a handshake.
+            const url = stripSlash(stack.lf.url).replace('http://', 'https://');
+            const r = await testUnsaved(stack, langfuseBody(stack.lf, { baseUrl: url }));
+            assertTestFailed(r, 'tls', 'a TLS handshake with a plain HTTP server');
+            assert.match(r.message, /TLS/);
+        });
+
         test('a host name that does not resolve is dns', async () => {
             const t0 = performance.now();
             const r = await testUnsaved(stack, langfuseBody(stack.lf, { baseUrl: 'http://beacon-test.invalid' }));
