@@ -37,7 +37,9 @@ int64_t NowUnixMs() {
 size_t EstimatedBytes(const trace::TraceRecord& r) {
     size_t n = 3072 + r.input_json.size() + r.output_text.size() + r.reasoning.size();
     for (const auto& tc : r.tool_calls) n += tc.arguments.size() + tc.name.size() + 64;
-    for (const auto& [k, v] : r.trace.extra) n += 2 * (k.size() + 64);
+    for (const auto& [k, v] : r.trace.extra) {
+        n += 2 * (k.size() + 64 + (v.is_string() ? v.as_string().size() : 64));
+    }
     return n + n / 4;  // JSON escaping inside attribute strings
 }
 
@@ -90,14 +92,18 @@ class Broadcaster::Exporter {
         bool wake = false;
         {
             std::lock_guard lock(mu_);
-            if (queue_.size() >= static_cast<size_t>(options_.queue_capacity)) {
+            const size_t bytes = EstimatedBytes(*record);
+            if (queue_.size() >= static_cast<size_t>(options_.queue_capacity) ||
+                queued_bytes_ + bytes > static_cast<size_t>(options_.max_queue_bytes)) {
                 ++dropped_queue_full_;
                 if (dropped_queue_full_ == 1 || dropped_queue_full_ % 1000 == 0) {
-                    spdlog::warn("broadcast: {} queue full ({} records); dropped {} so far",
-                                 config_.name, queue_.size(), dropped_queue_full_);
+                    spdlog::warn(
+                        "broadcast: {} queue full ({} records, {} bytes); dropped {} so far",
+                        config_.name, queue_.size(), queued_bytes_, dropped_queue_full_);
                 }
                 return;
             }
+            queued_bytes_ += bytes;
             queue_.push_back(std::move(record));
             if (waiting_) {
                 waiting_ = false;
@@ -149,6 +155,7 @@ class Broadcaster::Exporter {
         std::lock_guard lock(mu_);
         dropped_shutdown_ += static_cast<int64_t>(queue_.size());
         queue_.clear();
+        queued_bytes_ = 0;
     }
 
     bool finished() const { return finished_; }
@@ -188,6 +195,7 @@ class Broadcaster::Exporter {
             const size_t b = EstimatedBytes(*queue_.front());
             if (!batch.empty() && bytes + b > static_cast<size_t>(options_.max_batch_bytes)) break;
             bytes += b;
+            queued_bytes_ -= std::min(queued_bytes_, b);
             batch.push_back(std::move(queue_.front()));
             queue_.pop_front();
         }
@@ -277,7 +285,9 @@ class Broadcaster::Exporter {
                     NoteError(outcome);
                     break;
             }
-            ++attempt;
+            // Refused credentials are not the records' fault: keep them and probe slowly until
+            // the keys are fixed (Replace cuts the wait short) or shutdown.
+            if (!outcome.unhealthy) ++attempt;
             if (attempt >= options_.max_attempts) {
                 spdlog::error(
                     "broadcast: {} still failing after {} attempts ({}); dropped {} record(s)",
@@ -313,6 +323,7 @@ class Broadcaster::Exporter {
 
     mutable std::mutex mu_;
     std::deque<trace::RecordPtr> queue_;
+    size_t queued_bytes_ = 0;
     bool waiting_ = false;
     int64_t in_flight_ = 0;
     int64_t delivered_ = 0, failed_ = 0, retried_ = 0;

@@ -62,6 +62,15 @@ Result<std::unique_ptr<store::Store>> OpenStore(const config::Config& c) {
 }
 
 int Serve(const CommonOptions& o) {
+    // Signals are taken synchronously by the main thread (sigwait below). The mask is set before
+    // any thread starts (Broadcast, I/O, Asio's resolver threads), since threads inherit it: a
+    // thread with SIGTERM unblocked would otherwise be killed by it, skipping the drain.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
     auto c = ResolveConfig(o);
     if (!c) return Fail(c.error().message);
     base::InitLogging(c->log.level,
@@ -112,14 +121,6 @@ int Serve(const CommonOptions& o) {
     so.max_body_bytes = c->server.max_body_bytes;
     so.max_header_bytes = c->server.max_header_bytes;
     so.idle_timeout = std::chrono::milliseconds(c->server.idle_timeout_ms);
-
-    // Signals are taken synchronously by this thread; every I/O thread inherits the mask.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
 
     http::Server server(so, [&gw](http::Exchange& ex) { return gw.Handle(ex); });
     auto port = server.Start();

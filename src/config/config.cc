@@ -211,6 +211,7 @@ Result<Config> FromTable(const toml::table& root) {
               {"max_batch_records", &bc.max_batch_records},
               {"max_batch_bytes", &bc.max_batch_bytes},
               {"queue_capacity", &bc.queue_capacity},
+              {"max_queue_bytes", &bc.max_queue_bytes},
               {"max_attempts", &bc.max_attempts},
               {"retry_base_ms", &bc.retry_base_ms},
               {"retry_max_ms", &bc.retry_max_ms}}) {
@@ -382,8 +383,8 @@ Status Validate(const Config& c) {
     if (c.models.empty()) return Error{"models: at least one model is needed"};
     const auto& bc = c.broadcast;
     if (bc.flush_interval_ms <= 0 || bc.max_batch_records <= 0 || bc.max_batch_bytes <= 0 ||
-        bc.queue_capacity <= 0 || bc.max_attempts <= 0 || bc.retry_base_ms <= 0 ||
-        bc.retry_max_ms < bc.retry_base_ms) {
+        bc.queue_capacity <= 0 || bc.max_queue_bytes <= 0 || bc.max_attempts <= 0 ||
+        bc.retry_base_ms <= 0 || bc.retry_max_ms < bc.retry_base_ms) {
         return Error{"broadcast: intervals, sizes and attempts must be positive"};
     }
     std::set<std::string> destinations;

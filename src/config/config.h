@@ -101,23 +101,29 @@ struct DestinationConfig {
 
 // Broadcast: the pipeline and the destinations declared in the file (they apply to every
 // workspace).
-//
-// | key                              | default | meaning                                   |
-// |----------------------------------|---------|-------------------------------------------|
-// | broadcast.enabled                | false   | master switch for config destinations     |
-// | broadcast.flush_interval_ms      | 1000    | a batch waits at most this long           |
-// | broadcast.max_batch_records      | 100     | records per export request                |
-// | broadcast.max_batch_bytes        | 2500000 | estimated request size bound (< 3 MB)     |
-// | broadcast.queue_capacity         | 10000   | records waiting per destination; beyond, new ones
-// are dropped and counted | | broadcast.max_attempts           | 8       | tries per batch before
-// it is dropped      | | broadcast.retry_base_ms / retry_max_ms | 500 / 30000 | exponential backoff
-// with jitter   | | [[broadcast.destinations]]       | -       | see DestinationConfig |
+// clang-format off
+// | key                                    | default | meaning                                      |
+// |----------------------------------------|---------|----------------------------------------------|
+// | broadcast.enabled                      | false   | master switch for config-file destinations   |
+// | broadcast.flush_interval_ms            | 1000    | a batch waits at most this long              |
+// | broadcast.max_batch_records            | 100     | records per export request                   |
+// | broadcast.max_batch_bytes              | 2500000 | estimated request size bound (< 3 MB)        |
+// | broadcast.queue_capacity               | 10000   | records waiting per destination              |
+// | broadcast.max_queue_bytes              | 256 MiB | estimated bytes waiting per destination      |
+// | broadcast.max_attempts                 | 8       | tries per batch before it is dropped         |
+// | broadcast.retry_base_ms / retry_max_ms | 500 / 30000 | exponential backoff with jitter          |
+// | [broadcast.langfuse_regions]           | 4 clouds | regions probed on a 401 (tests: fakes)      |
+// | [[broadcast.destinations]]             | -       | see DestinationConfig                        |
+// Beyond the queue bounds new records are dropped and counted; credentials refused (401/403)
+// keep their records and are probed every 30 s.
+// clang-format on
 struct BroadcastConfig {
     bool enabled = false;
     int flush_interval_ms = 1000;
     int max_batch_records = 100;
     int max_batch_bytes = 2500000;
     int queue_capacity = 10000;
+    int max_queue_bytes = 256 * 1024 * 1024;
     int max_attempts = 8;
     int retry_base_ms = 500;
     int retry_max_ms = 30000;

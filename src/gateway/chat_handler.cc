@@ -8,6 +8,7 @@
 //     chunk arrives.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -33,11 +34,12 @@ namespace {
 
 constexpr std::string_view kJson = "application/json";
 
+// A count from an upstream: untrusted, so kept within [0, 2^50] (no overflow when added).
 int64_t IntField(const json::object& obj, std::string_view key) {
     if (auto v = obj.if_contains(key); v && v->is_number()) {
         boost::system::error_code ec;
         auto n = v->to_number<int64_t>(ec);
-        if (!ec) return n;
+        if (!ec) return std::clamp<int64_t>(n, 0, int64_t{1} << 50);
     }
     return 0;
 }
@@ -150,7 +152,9 @@ class ChatCall final : public providers::ChunkSink {
         Stamp(chunk, "chat.completion.chunk");
         if (!co_await EnsureStreamStarted()) co_return false;
         data_sent_ = true;
-        co_return co_await ex_.WriteChunk(api::SseData(json::serialize(chunk)));
+        const bool written = co_await ex_.WriteChunk(api::SseData(json::serialize(chunk)));
+        last_write_ = Clock::now();
+        co_return written;
     }
 
   private:
@@ -366,6 +370,7 @@ class ChatCall final : public providers::ChunkSink {
             auto result = co_await provider.Stream(call, *this);
             if (result) {
                 NoteAttempt(200, "", t0);
+                StopKeepAlive();
                 co_await FinishStream();
                 break;
             }
@@ -381,13 +386,20 @@ class ChatCall final : public providers::ChunkSink {
                              err.message, candidates_[i + 1]->id);
                 continue;
             }
+            StopKeepAlive();
+            const api::ApiError error = MapError(err);
             if (head_sent_) {
-                co_await WriteStreamError(MapError(err));
+                co_await WriteStreamError(error);
             } else {
-                co_await Fail(MapError(err));
+                co_await Fail(error);
             }
             break;
         }
+        StopKeepAlive();
+    }
+
+    // Before the last writes, so that no comment can follow them.
+    void StopKeepAlive() {
         finished_ = true;
         keepalive_timer_.cancel();
     }
@@ -424,15 +436,28 @@ class ChatCall final : public providers::ChunkSink {
         if (co_await ex_.WriteChunk(api::SseData(json::serialize(chunk)))) co_await ex_.EndStream();
     }
 
+    // Writes ": OPENROUTER PROCESSING" whenever nothing was written for an interval: while
+    // waiting for the first chunk and during long gaps. It runs until the stream ends, because
+    // `||` cancels the other arms (Watch among them) as soon as one arm completes.
     asio::awaitable<void> KeepAlive() {
         co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
         const auto interval = std::chrono::milliseconds(gw_.config_.server.sse_keepalive_ms);
-        while (!finished_ && !data_sent_) {
+        while (!finished_) {
             keepalive_timer_.expires_after(interval);
             co_await keepalive_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-            if (finished_ || data_sent_ || ex_.client_gone()) break;
-            if (!co_await EnsureStreamStarted()) break;
-            if (!co_await ex_.WriteChunk(std::string(api::kSseKeepAlive))) break;
+            if (finished_ || ex_.client_gone()) break;
+            if (last_write_ && Clock::now() - *last_write_ < interval) continue;
+            bool written = co_await EnsureStreamStarted();
+            if (written) written = co_await ex_.WriteChunk(std::string(api::kSseKeepAlive));
+            if (!written) {
+                // The client is gone: stop the upstream now rather than at its next chunk.
+                if (!finished_) {
+                    cancelled_ = true;
+                    cancel_.Cancel();
+                }
+                break;
+            }
+            last_write_ = Clock::now();
         }
     }
 
@@ -558,6 +583,7 @@ class ChatCall final : public providers::ChunkSink {
         rec->input_json = InputJson();
         rec->output_text = std::move(content_);
         rec->reasoning = std::move(reasoning_);
+        trace::CapContent(*rec);
         for (auto& tc : tool_calls_) {
             rec->tool_calls.push_back({std::move(tc.id), std::move(tc.type), std::move(tc.name),
                                        std::move(tc.arguments)});
@@ -613,6 +639,7 @@ class ChatCall final : public providers::ChunkSink {
     Clock::time_point start_;
     std::optional<Clock::time_point> first_byte_;
     std::optional<Clock::time_point> first_token_;
+    std::optional<Clock::time_point> last_write_;
 
     bool head_sent_ = false;
     bool data_sent_ = false;

@@ -47,6 +47,7 @@ struct Origin {
     std::string host;
     std::string port;
     std::string target;
+    std::string host_header;  // as the URL wrote it: brackets and a non-default port kept
     std::string key() const { return (tls ? "https://" : "http://") + host + ":" + port; }
 };
 
@@ -63,6 +64,7 @@ Result<Origin, ClientError> ParseUrl(const std::string& url) {
     if (o.host.size() > 2 && o.host.front() == '[') o.host = o.host.substr(1, o.host.size() - 2);
     if (o.host.empty()) return ClientError{ClientError::Kind::kBadUrl, "no host in URL " + url};
     o.port = parsed->has_port() ? std::string(parsed->port()) : (o.tls ? "443" : "80");
+    o.host_header = std::string(parsed->encoded_host_and_port());
     o.target = std::string(parsed->encoded_path());
     if (o.target.empty()) o.target = "/";
     if (parsed->has_query()) o.target += "?" + std::string(parsed->encoded_query());
@@ -248,6 +250,7 @@ class ResponseImpl final : public ClientResponse {
             }
             if (ec == bhttp::error::need_buffer) ec = {};
             if (ec) {
+                cancel_.Clear();  // the action points into the connection
                 conn_.reset();
                 co_return FromNetError(ec, ClientError::Kind::kProtocol, cancel_,
                                        "reading the upstream response");
@@ -317,7 +320,7 @@ asio::awaitable<Result<std::unique_ptr<ClientResponse>, ClientError>> Send(
 
     auto verb = bhttp::string_to_verb(request.method);
     Request req{verb == bhttp::verb::unknown ? bhttp::verb::post : verb, origin->target, 11};
-    req.set(bhttp::field::host, origin->host);
+    req.set(bhttp::field::host, origin->host_header);
     req.set(bhttp::field::user_agent, "beacon/0.1");
     for (auto& [k, v] : request.headers) req.set(k, v);
     req.keep_alive(true);

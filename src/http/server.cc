@@ -141,11 +141,12 @@ class ExchangeImpl final : public Exchange {
     }
 
     asio::awaitable<bool> WriteChunk(std::string data) override {
-        if (!streaming_ || client_gone_ || data.empty()) co_return !client_gone_;
+        // Nothing may follow the last chunk: a late write would corrupt the next response.
+        if (!streaming_ || stream_ended_ || client_gone_ || data.empty()) co_return !client_gone_;
         co_await AcquireWrite();
-        if (client_gone_) {
+        if (client_gone_ || stream_ended_) {
             ReleaseWrite();
-            co_return false;
+            co_return !client_gone_;
         }
         stream_.expires_after(write_timeout_);
         auto [ec, n] =
@@ -222,10 +223,12 @@ std::string SimpleError(int status, std::string_view message) {
 }  // namespace
 
 struct Server::Worker {
-    asio::io_context ioc{1};
-    std::optional<tcp::acceptor> acceptor;
+    // Declared first, destroyed last: destroying `ioc` destroys the suspended session
+    // coroutines, whose guards unregister themselves from this list.
     std::list<SessionState*> sessions;  // touched only on this worker's thread
     bool stopping = false;
+    asio::io_context ioc{1};
+    std::optional<tcp::acceptor> acceptor;
 };
 
 Server::Server(ServerOptions options, Handler handler)
@@ -268,7 +271,12 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
     beast::flat_buffer buffer;
     SessionState state{&stream, false};
     worker->sessions.push_back(&state);
-    auto self = std::prev(worker->sessions.end());
+    // Unregistered however the coroutine ends, so StopAccepting never sees a dead session.
+    struct Unregister {
+        std::list<SessionState*>& list;
+        std::list<SessionState*>::iterator self;
+        ~Unregister() { list.erase(self); }
+    } unregister{worker->sessions, std::prev(worker->sessions.end())};
 
     for (;;) {
         if (worker->stopping) break;
@@ -343,7 +351,6 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream.close();
-    worker->sessions.erase(self);
 }
 
 asio::awaitable<void> AcceptLoop(Server::Worker* worker, const ServerOptions* options,

@@ -1,8 +1,21 @@
 #include "trace/trace_record.h"
 
+#include <boost/json/serialize.hpp>
 #include <string_view>
 
 namespace beacon::trace {
+
+void CapContent(TraceRecord& r) {
+    auto note = [](size_t bytes) {
+        return "[content of " + std::to_string(bytes) +
+               " bytes not exported: larger than Langfuse accepts]";
+    };
+    if (r.input_json.size() > kMaxContentBytes) {
+        r.input_json = boost::json::serialize(boost::json::value(note(r.input_json.size())));
+    }
+    if (r.output_text.size() > kMaxContentBytes) r.output_text = note(r.output_text.size());
+    if (r.reasoning.size() > kMaxContentBytes) r.reasoning = note(r.reasoning.size());
+}
 
 boost::json::object ModelParameters(const boost::json::object& body, bool stream) {
     static constexpr std::string_view kKeys[] = {"temperature",

@@ -88,6 +88,13 @@ class RecordSink {
     virtual void Submit(RecordPtr record) = 0;
 };
 
+// Content larger than this is not kept for Broadcast (Langfuse caps events near 1 MB): the
+// record holds a short note with the original size instead, so queues stay small.
+inline constexpr size_t kMaxContentBytes = 1024 * 1024;
+
+// Applies kMaxContentBytes to the input, output and reasoning of `record`.
+void CapContent(TraceRecord& record);
+
 // The sampling parameters of a request worth showing with the generation.
 boost::json::object ModelParameters(const boost::json::object& request_body, bool stream);
 

@@ -616,6 +616,31 @@ describe('client disconnect', { timeout: 30_000 }, () => {
         const health = await fetch(`${stack.beacon.baseUrl}/healthz`);
         assert.equal(health.status, 200, 'Beacon must keep serving after a disconnect');
     });
+    test('a client leaving during a long gap after the first token is noticed at once', async () => {
+        // The upstream sends one token, then stays silent for 20 s: only watching the client's
+        // socket (not a failed write of the next chunk) can notice it left.
+        stack.fake.reset();
+        const chunks = [{ content: 'first ' }, { content: 'late ' }];
+        stack.fake.enqueue({ stream: { chunks, chunkDelayMs: 20_000 } });
+        const controller = new AbortController();
+        const res = await openStream(stack, BASE, { signal: controller.signal });
+        assert.equal(res.status, 200);
+        const events = readSse(res.body);
+        const comments = [];
+        let first;
+        while (first === undefined) {
+            const { value, done } = await events.next();
+            assert.ok(!done, 'the stream ended before any content');
+            if (value.comment !== undefined) comments.push(value.comment);
+            if (value.json !== undefined && contentDeltas([value.json]).length > 0) first = value.json;
+        }
+        // Keep-alive comments also flow during the gap (sse_keepalive_ms = 100).
+        const next = await withTimeout(events.next(), 2000, 'a keep-alive comment during the gap');
+        assert.equal(next.value.comment, 'OPENROUTER PROCESSING');
+        controller.abort();
+        await assert.rejects(events.next(), { name: 'AbortError' });
+        await withTimeout(stack.fake.waitForAbort(1), 3000, 'Beacon to close the provider connection');
+    });
 });
 
 describe('graceful shutdown', { timeout: 30_000 }, () => {

@@ -1,5 +1,6 @@
 #include "providers/openai_compatible/openai_provider.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdlib>
 
@@ -14,6 +15,7 @@ namespace {
 
 constexpr size_t kMaxErrorBody = 64 * 1024;
 constexpr size_t kMaxResponseBody = 64 * 1024 * 1024;
+constexpr size_t kMaxMessage = 1024;  // an upstream's error message, as we repeat it
 
 AttemptError FromClientError(const http::ClientError& e) {
     using K = http::ClientError::Kind;
@@ -46,7 +48,7 @@ std::string UpstreamMessage(std::string_view raw, int status) {
     if (!ec && v.is_object()) {
         if (auto err = v.as_object().if_contains("error"); err && err->is_object()) {
             if (auto m = err->as_object().if_contains("message"); m && m->is_string()) {
-                return std::string(m->as_string());
+                return std::string(m->as_string()).substr(0, kMaxMessage);
             }
         }
     }
@@ -74,9 +76,10 @@ class OpenAiProvider final : public Provider {
         auto sent = co_await Send(call, false);
         if (!sent) co_return sent.error();
         auto& response = *sent.value();
-        auto body = co_await response.ReadAll(kMaxResponseBody);
+        const bool ok_status = response.status() == 200;
+        auto body = co_await response.ReadAll(ok_status ? kMaxResponseBody : kMaxErrorBody);
         if (!body) co_return FromClientError(body.error());
-        if (response.status() != 200) co_return HttpError(response, std::move(body.value()));
+        if (!ok_status) co_return HttpError(response, std::move(body.value()));
         boost::system::error_code ec;
         auto v = json::parse(body.value(), ec);
         if (ec || !v.is_object() || !v.as_object().contains("choices")) {
@@ -146,7 +149,7 @@ class OpenAiProvider final : public Provider {
                                    {}};
                     const auto& eo = err->as_object();
                     if (auto m = eo.if_contains("message"); m && m->is_string())
-                        e.message = m->as_string();
+                        e.message = std::string(m->as_string()).substr(0, kMaxMessage);
                     if (auto c = eo.if_contains("code"); c && c->is_int64())
                         e.http_status = static_cast<int>(c->as_int64());
                     if (e.message.empty()) e.message = "the upstream reported an error mid-stream";
@@ -183,8 +186,8 @@ class OpenAiProvider final : public Provider {
         e.message = UpstreamMessage(body, response.status());
         e.raw = std::move(body);
         if (auto ra = response.header("retry-after"); !ra.empty()) {
-            int seconds = std::atoi(std::string(ra).c_str());
-            if (seconds > 0) e.retry_after_seconds = seconds;
+            const long seconds = std::strtol(std::string(ra).c_str(), nullptr, 10);
+            if (seconds > 0) e.retry_after_seconds = static_cast<int>(std::min(seconds, 3600L));
         }
         return e;
     }

@@ -1,6 +1,7 @@
 #include "broadcast/destinations/langfuse/langfuse_destination.h"
 
 #include <boost/json.hpp>
+#include <cmath>
 #include <cstdlib>
 #include <unordered_map>
 #include <unordered_set>
@@ -23,8 +24,10 @@ std::optional<std::chrono::milliseconds> RetryAfter(const http::ClientResponse& 
     char* end = nullptr;
     std::string s(v);
     double seconds = std::strtod(s.c_str(), &end);
-    if (end == s.c_str() || seconds < 0) return std::nullopt;  // HTTP dates: use our backoff
-    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+    // HTTP dates and nonsense fall back to our own backoff; a huge value is capped so that one
+    // answer cannot park a destination for hours.
+    if (end == s.c_str() || !std::isfinite(seconds) || seconds < 0) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<int64_t>(std::min(seconds, 300.0) * 1000));
 }
 
 // What a whole-request status means for the batch.

@@ -19,6 +19,16 @@ using base::AppendJsonString;
 constexpr std::string_view kServiceName = "beacon";
 constexpr std::string_view kServiceVersion = "0.1.0";
 
+// Langfuse refuses names over 1000 characters; cut at a UTF-8 character boundary.
+std::string NameOf(std::string name) {
+    constexpr size_t kMaxName = 1000;
+    if (name.size() <= kMaxName) return name;
+    size_t cut = kMaxName;
+    while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
+    name.resize(cut);
+    return name;
+}
+
 std::string ValueText(const boost::json::value& v) {
     if (v.is_string()) return std::string(v.as_string());
     return boost::json::serialize(v);
@@ -324,12 +334,13 @@ Mapped Map(const trace::TraceRecord& r, bool privacy) {
     m.generation_id = base::Sha256Hex(r.generation_id).substr(0, 16);
     if (!r.trace.span_name.empty()) {
         m.span_id = base::Sha256Hex(r.generation_id + ":span").substr(0, 16);
-        m.span_name = r.trace.span_name;
+        m.span_name = NameOf(r.trace.span_name);
     }
     if (!r.trace.parent_span_id.empty()) m.parent_id = ObservationIdFrom(r.trace.parent_span_id);
-    m.trace_name = r.trace.trace_name.empty() ? std::string(kDefaultTraceName) : r.trace.trace_name;
+    m.trace_name =
+        r.trace.trace_name.empty() ? std::string(kDefaultTraceName) : NameOf(r.trace.trace_name);
     m.generation_name = r.trace.generation_name.empty() ? std::string(kDefaultGenerationName)
-                                                        : r.trace.generation_name;
+                                                        : NameOf(r.trace.generation_name);
     m.user = r.user;
     m.session = r.session_id;
     m.environment = "default";

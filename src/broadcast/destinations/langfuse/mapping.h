@@ -16,9 +16,8 @@ namespace beacon::broadcast::langfuse {
 
 inline constexpr std::string_view kDefaultTraceName = "LLM Request";
 inline constexpr std::string_view kDefaultGenerationName = "LLM Generation";
-// Content larger than this is replaced by a note: Langfuse caps request bodies (4.5 MB
-// self-hosted, 5 MB cloud) and its SDKs cap events at 1 MB.
-inline constexpr size_t kMaxContentBytes = 1024 * 1024;
+// Content larger than this is replaced by a note (see trace::kMaxContentBytes).
+inline constexpr size_t kMaxContentBytes = trace::kMaxContentBytes;
 
 // 32 lowercase hex: `value` itself when it already is, else the first 32 hex of sha256(value).
 std::string TraceIdFrom(std::string_view value);
