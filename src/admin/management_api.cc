@@ -562,16 +562,27 @@ asio::awaitable<void> ManagementApi::Patch(http::Exchange& ex, store::StoredDest
     }
     d.updated_at = static_cast<int64_t>(std::time(nullptr));
     Status saved;
+    bool gone = false;
     {
+        // A DELETE may have run while the test was in flight: do not bring the row back.
         std::lock_guard lock(mu_);
-        saved = store_.PutDestination(d);
+        auto still = store_.GetDestination(d.id);
+        gone = still && !still->has_value();
+        if (!gone) saved = store_.PutDestination(d);
+        if (!gone && saved) {
+            if (auto config = ToConfig(d)) {
+                if (auto s = broadcaster_.Upsert(*config); !s)
+                    spdlog::error("{}", s.error().message);
+            }
+        }
+    }
+    if (gone) {
+        co_await RespondError(ex, api::ApiError::NotFound("no destination \"" + d.id + "\""));
+        co_return;
     }
     if (!saved) {
         co_await RespondError(ex, api::ApiError::Internal(saved.error().message));
         co_return;
-    }
-    if (auto config = ToConfig(d)) {
-        if (auto s = broadcaster_.Upsert(*config); !s) spdlog::error("{}", s.error().message);
     }
     co_await ex.Respond(200, kJson, "{\"data\":" + DestinationJson(d) + "}");
 }
@@ -581,12 +592,12 @@ asio::awaitable<void> ManagementApi::Delete(http::Exchange& ex, const store::Sto
     {
         std::lock_guard lock(mu_);
         deleted = store_.DeleteDestination(d.id);
+        if (deleted) broadcaster_.Remove(d.id);
     }
     if (!deleted) {
         co_await RespondError(ex, api::ApiError::NotFound(deleted.error().message));
         co_return;
     }
-    broadcaster_.Remove(d.id);
     spdlog::info("destination {} ({}) deleted", d.id, d.name);
     co_await ex.Respond(200, kJson, DeletedJson(d.id));
 }

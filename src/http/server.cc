@@ -315,8 +315,10 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
                 break;
             }
             if (bec) {
+                // A shutdown that cancels an upload is not the client's fault: close quietly
+                // (the client retries elsewhere) instead of calling its request malformed.
                 if (bec != beast::error::timeout && bec != bhttp::error::end_of_stream &&
-                    bec != asio::error::connection_reset) {
+                    bec != asio::error::connection_reset && bec != asio::error::operation_aborted) {
                     co_await RejectAndClose(stream, buffer, 400, "malformed HTTP request body");
                 }
                 break;

@@ -158,6 +158,9 @@ class LangfuseDestination final : public Destination {
                 }
             }
         }
+        // Records that end without another 207 (given up, dropped at shutdown) leave entries
+        // behind; the bound keeps that harmless.
+        if (accepted_events_.size() > 100000) accepted_events_.clear();
         for (size_t i = 0; i < batch.size(); ++i) {
             if (!resend[i]) {
                 for (const auto& id : EventIds(batch[i]->generation_id)) accepted_events_.erase(id);
