@@ -1,0 +1,104 @@
+// Hot paths of a request and of its trace: parsing and validating the request, building the
+// upstream body, rewriting a streamed chunk, and encoding records for Langfuse (OTLP/JSON and
+// gzip). Issue 6's target for OTLP encoding: at least 200k spans per second on one core.
+#include <benchmark/benchmark.h>
+
+#include <boost/json.hpp>
+
+#include "api/chat_request.h"
+#include "base/gzip.h"
+#include "broadcast/destinations/langfuse/mapping.h"
+#include "providers/openai_compatible/translate.h"
+
+namespace {
+
+namespace json = boost::json;
+using namespace beacon;
+
+// About 1 KiB, with a trace object, as the load benchmark sends.
+const std::string kRequest =
+    R"({"model":"openai/gpt-4o","messages":[{"role":"system","content":"You are a helpful assistant that summarises documents for busy engineers."},{"role":"user","content":"Summarize this document: Beacon is a self-hosted LLM gateway written in C++20. Apps call it exactly as they call OpenRouter, and it broadcasts a trace of every call to Langfuse without any instrumentation in the app. The gateway routes each call to an upstream provider, answers the app, and then, off the request path, sends the trace. Delivery is asynchronous, batched, retried and durable."}],"temperature":0.7,"max_tokens":256,"user":"user_12345","session_id":"session_abc","trace":{"trace_id":"workflow_12345","trace_name":"Document Processing Pipeline","span_name":"Summarization Step","generation_name":"Generate Summary","environment":"production","pipeline_version":"2.1.0"}})";
+
+const std::string kChunk =
+    R"({"id":"chatcmpl-123","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":" summarises"},"finish_reason":null}]})";
+
+trace::RecordPtr Record() {
+    auto parsed = api::ParseChatRequest(kRequest);
+    auto r = std::make_shared<trace::TraceRecord>();
+    r->generation_id = "gen-1700000000-abcdefghijklmnopqrst";
+    r->api_key_name = "bench";
+    r->user = parsed->user;
+    r->session_id = parsed->session_id;
+    r->trace = parsed->trace;
+    r->model = "openai/gpt-4o";
+    r->provider = "OpenAI";
+    r->model_parameters = trace::ModelParameters(parsed->body, false);
+    r->input_json = json::serialize(parsed->body.at("messages"));
+    r->output_text =
+        "Beacon is a C++20 gateway that is OpenRouter-compatible and sends traces to Langfuse.";
+    r->finish_reason = "stop";
+    r->native_finish_reason = "stop";
+    r->usage = {120, 30, 150, 20, 5, true};
+    r->cost = {0.0003, 0.0003, 0.0006};
+    r->start_ns = 1700000000123000000;
+    r->end_ns = 1700000001456000000;
+    r->attempts.push_back({"openai/gpt-4o", "OpenAI", 200, "", 12.5});
+    return r;
+}
+
+void BM_ParseRequest(benchmark::State& state) {
+    for (auto _ : state) {
+        auto r = api::ParseChatRequest(kRequest);
+        benchmark::DoNotOptimize(r);
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kRequest.size()));
+}
+BENCHMARK(BM_ParseRequest);
+
+void BM_BuildUpstreamBody(benchmark::State& state) {
+    auto parsed = api::ParseChatRequest(kRequest);
+    for (auto _ : state) {
+        auto body = providers::openai_compatible::BuildUpstreamBody(*parsed, "gpt-4o", false);
+        benchmark::DoNotOptimize(body);
+    }
+}
+BENCHMARK(BM_BuildUpstreamBody);
+
+// What the gateway does per streamed chunk: parse, stamp our fields, serialise.
+void BM_RewriteChunk(benchmark::State& state) {
+    for (auto _ : state) {
+        auto v = json::parse(kChunk);
+        auto& o = v.as_object();
+        o["id"] = "gen-1700000000-abcdefghijklmnopqrst";
+        o["provider"] = "OpenAI";
+        o["model"] = "openai/gpt-4o";
+        auto out = json::serialize(o);
+        benchmark::DoNotOptimize(out);
+    }
+}
+BENCHMARK(BM_RewriteChunk);
+
+// Spans per second: each record with a span_name is two spans (span + generation).
+void BM_EncodeOtlp(benchmark::State& state) {
+    std::vector<trace::RecordPtr> batch(static_cast<size_t>(state.range(0)), Record());
+    for (auto _ : state) {
+        auto body = broadcast::langfuse::EncodeOtlp(batch, false);
+        benchmark::DoNotOptimize(body);
+    }
+    state.counters["spans/s"] = benchmark::Counter(
+        static_cast<double>(state.iterations() * batch.size() * 2), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_EncodeOtlp)->Arg(1)->Arg(100);
+
+void BM_EncodeOtlpGzip(benchmark::State& state) {
+    std::vector<trace::RecordPtr> batch(100, Record());
+    for (auto _ : state) {
+        auto body = base::Gzip(broadcast::langfuse::EncodeOtlp(batch, false));
+        benchmark::DoNotOptimize(body);
+    }
+    state.counters["spans/s"] = benchmark::Counter(
+        static_cast<double>(state.iterations() * batch.size() * 2), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_EncodeOtlpGzip);
+
+}  // namespace
