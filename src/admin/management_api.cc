@@ -10,6 +10,7 @@
 
 #include "api/error.h"
 #include "base/ids.h"
+#include "base/iso_time.h"
 #include "broadcast/destinations/langfuse/connection_test.h"
 #include "broadcast/destinations/langfuse/langfuse_destination.h"
 #include "broadcast/destinations/langfuse/mapping.h"
@@ -26,18 +27,9 @@ constexpr std::string_view kJson = "application/json";
 constexpr auto kTestBudget = std::chrono::milliseconds(5000);
 constexpr std::string_view kPrefix = "/api/v1/observability";
 
-std::string Iso(int64_t unix_seconds) {
-    std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 json::value IsoMsOrNull(int64_t unix_ms) {
     if (unix_ms <= 0) return nullptr;
-    return json::value(broadcast::langfuse::IsoTime(unix_ms * 1000000));
+    return json::value(base::IsoMillis(unix_ms * 1000000));
 }
 
 std::string Data(json::value v) { return json::serialize(json::object{{"data", std::move(v)}}); }
@@ -309,8 +301,8 @@ std::string ManagementApi::DestinationJson(const store::StoredDestination& d) co
                                                            : json::value(d.server_version)},
                       {"projectId", d.project_id},
                       {"projectName", d.project_name}}},
-        {"createdAt", Iso(d.created_at)},
-        {"updatedAt", Iso(d.updated_at)},
+        {"createdAt", base::IsoSeconds(d.created_at)},
+        {"updatedAt", base::IsoSeconds(d.updated_at)},
         {"health", std::move(health)},
     };
     return json::serialize(o);

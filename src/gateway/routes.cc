@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "api/error.h"
+#include "base/iso_time.h"
 #include "gateway/gateway.h"
 #include "providers/registry.h"
 #include "web/assets.h"
@@ -40,15 +41,6 @@ http::Headers AssetHeaders() {
              "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'"}};
 }
 
-std::string Iso8601(int64_t unix_seconds) {
-    std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 // Kept out of the coroutines: g++ 12 rejects large initializer lists inside coroutine bodies.
 std::string GenerationJson(const GenerationInfo& g) {
     const GenerationInfo* info = &g;
@@ -63,7 +55,7 @@ std::string GenerationJson(const GenerationInfo& g) {
     }
     json::object data{
         {"id", info->id},
-        {"created_at", Iso8601(info->created_at)},
+        {"created_at", base::IsoSeconds(info->created_at)},
         {"model", info->model},
         {"provider_name", info->provider_name},
         {"provider_responses", std::move(responses)},
@@ -111,7 +103,7 @@ std::string KeyJson(const store::ApiKey& key, double cost, int64_t requests) {
                       {"is_provisioning_key", key.management},
                       {"include_byok_in_limit", false},
                       {"expires_at", nullptr},
-                      {"created_at", Iso8601(key.created_at)},
+                      {"created_at", base::IsoSeconds(key.created_at)},
                       {"workspace_id", key.workspace_id}};
     return json::serialize(json::object{{"data", std::move(data)}});
 }

@@ -74,3 +74,18 @@ TEST(IdsTest, RandomHex) {
 
 }  // namespace
 }  // namespace beacon::base
+
+#include "base/iso_time.h"
+
+namespace beacon::base {
+namespace {
+
+// Verifies both ISO 8601 forms end in Z and keep milliseconds only in the millisecond form.
+TEST(IsoTime, Formats) {
+    EXPECT_EQ(IsoSeconds(1700000000), "2023-11-14T22:13:20Z");
+    EXPECT_EQ(IsoMillis(1700000000500000000), "2023-11-14T22:13:20.500Z");
+    EXPECT_EQ(IsoMillis(1700000000007999999), "2023-11-14T22:13:20.007Z");
+}
+
+}  // namespace
+}  // namespace beacon::base

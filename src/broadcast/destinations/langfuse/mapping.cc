@@ -7,6 +7,7 @@
 
 #include "base/crypto.h"
 #include "base/ids.h"
+#include "base/iso_time.h"
 #include "base/json_text.h"
 
 namespace beacon::broadcast::langfuse {
@@ -212,7 +213,8 @@ void AppendSpan(std::string& out, const Mapped& m, bool is_generation) {
         a.String("langfuse.observation.usage_details", m.usage_details_json);
         a.String("langfuse.observation.cost_details", m.cost_details_json);
         if (m.completion_start_ns) {
-            a.String("langfuse.observation.completion_start_time", IsoTime(*m.completion_start_ns));
+            a.String("langfuse.observation.completion_start_time",
+                     base::IsoMillis(*m.completion_start_ns));
         }
         for (const auto& [k, v] : m.observation_metadata) {
             a.String("langfuse.observation.metadata." + k, v);
@@ -264,7 +266,7 @@ void AppendEventHead(std::string& out, std::string_view id, std::string_view typ
     out += R"(,"type":)";
     AppendJsonString(out, type);
     out += R"(,"timestamp":)";
-    AppendJsonString(out, IsoTime(m.end_ns));
+    AppendJsonString(out, base::IsoMillis(m.end_ns));
     out += R"(,"body":{"id":)";
 }
 
@@ -273,8 +275,8 @@ void AppendObservationCommon(std::string& out, const Mapped& m, std::string_view
     AppendField(out, "traceId", m.trace_id);
     if (!parent.empty()) AppendField(out, "parentObservationId", parent);
     AppendField(out, "name", name);
-    AppendField(out, "startTime", IsoTime(m.start_ns));
-    AppendField(out, "endTime", IsoTime(m.end_ns));
+    AppendField(out, "startTime", base::IsoMillis(m.start_ns));
+    AppendField(out, "endTime", base::IsoMillis(m.end_ns));
     AppendField(out, "level", LevelName(m.level));
     if (!m.status_message.empty()) AppendField(out, "statusMessage", m.status_message);
     AppendField(out, "environment", m.environment);
@@ -314,18 +316,6 @@ std::string_view LevelName(Level level) {
             return "ERROR";
     }
     return "DEFAULT";
-}
-
-std::string IsoTime(int64_t unix_ns) {
-    const int64_t seconds = unix_ns / 1000000000;
-    const int64_t millis = (unix_ns / 1000000) % 1000;
-    std::time_t t = static_cast<std::time_t>(seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[40];
-    const size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    std::snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(millis));
-    return buf;
 }
 
 Mapped Map(const trace::TraceRecord& r, bool privacy) {
@@ -494,7 +484,7 @@ IngestionBatch EncodeIngestion(const std::vector<trace::RecordPtr>& batch, bool 
         std::string id = EventId(r.generation_id, "trace");
         AppendEventHead(event, id, "trace-create", m);
         AppendJsonString(event, m.trace_id);
-        AppendField(event, "timestamp", IsoTime(m.start_ns));
+        AppendField(event, "timestamp", base::IsoMillis(m.start_ns));
         AppendField(event, "name", m.trace_name);
         if (!m.user.empty()) AppendField(event, "userId", m.user);
         if (!m.session.empty()) AppendField(event, "sessionId", m.session);
@@ -530,7 +520,7 @@ IngestionBatch EncodeIngestion(const std::vector<trace::RecordPtr>& batch, bool 
         AppendJsonString(event, m.generation_id);
         AppendObservationCommon(event, m, m.span_id ? *m.span_id : m.parent_id, m.generation_name);
         if (m.completion_start_ns) {
-            AppendField(event, "completionStartTime", IsoTime(*m.completion_start_ns));
+            AppendField(event, "completionStartTime", base::IsoMillis(*m.completion_start_ns));
         }
         AppendField(event, "model", m.model);
         AppendRawField(event, "modelParameters", m.model_parameters_json);

@@ -66,9 +66,6 @@ struct Mapped {
 
 Mapped Map(const trace::TraceRecord& record, bool privacy_mode);
 
-// "2026-08-22T10:15:30.410Z"
-std::string IsoTime(int64_t unix_ns);
-
 // OTLP/JSON ExportTraceServiceRequest for a batch (one generation, and a span when asked, per
 // record; trace attributes on every span; environment and release also on the resource).
 std::string EncodeOtlp(const std::vector<trace::RecordPtr>& batch, bool privacy_mode);
