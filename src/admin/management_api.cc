@@ -32,6 +32,10 @@ json::value IsoMsOrNull(int64_t unix_ms) {
     return json::value(base::IsoMillis(unix_ms * 1000000));
 }
 
+json::value StringOrNull(const std::string& s) {
+    return s.empty() ? json::value(nullptr) : json::value(s);
+}
+
 std::string Data(json::value v) { return json::serialize(json::object{{"data", std::move(v)}}); }
 std::string EnabledJson(bool on) { return Data(json::object{{"enabled", on}}); }
 std::string DeletedJson(const std::string& id) {
@@ -258,33 +262,37 @@ Status ManagementApi::Load() {
     return Status::Ok();
 }
 
+json::object HealthJson(const broadcast::DestinationHealth& h) {
+    return json::object{
+        {"healthy", h.healthy},
+        {"unhealthyReason", h.healthy ? json::value(nullptr) : StringOrNull(h.unhealthy_reason)},
+        {"accepted", h.accepted},
+        {"delivered", h.delivered},
+        {"failed", h.failed},
+        {"retried", h.retried},
+        {"dropped", h.dropped()},
+        {"droppedByReason", json::object{{"rejected", h.dropped_rejected},
+                                         {"spoolFull", h.dropped_spool_full},
+                                         {"queueFull", h.dropped_queue_full},
+                                         {"corrupt", h.dropped_corrupt},
+                                         {"gaveUp", h.dropped_gave_up},
+                                         {"shutdown", h.dropped_shutdown}}},
+        {"backlog", h.backlog},
+        {"backlogBytes", h.backlog_bytes},
+        {"lastSuccessAt", IsoMsOrNull(h.last_success_unix_ms)},
+        {"lastErrorAt", IsoMsOrNull(h.last_error_unix_ms)},
+        {"lastError", StringOrNull(h.last_error)},
+    };
+}
+
 std::string ManagementApi::DestinationJson(const store::StoredDestination& d) const {
     std::string masked = "...";
     if (auto secret = secrets_.Unseal(d.secret_sealed, d.id)) masked = MaskSecret(*secret);
     json::array keys;
     for (const auto& k : d.api_key_ids) keys.emplace_back(k);
-    json::object health{{"healthy", true},
-                        {"delivered", 0},
-                        {"failed", 0},
-                        {"retried", 0},
-                        {"dropped", 0},
-                        {"backlog", 0},
-                        {"lastSuccessAt", nullptr},
-                        {"lastErrorAt", nullptr},
-                        {"lastError", nullptr}};
-    if (auto h = broadcaster_.Health(d.id)) {
-        health["healthy"] = h->healthy;
-        health["delivered"] = h->delivered;
-        health["failed"] = h->failed;
-        health["retried"] = h->retried;
-        health["dropped"] =
-            h->dropped_queue_full + h->dropped_rejected + h->dropped_gave_up + h->dropped_shutdown;
-        health["backlog"] = h->queued;
-        health["lastSuccessAt"] = IsoMsOrNull(h->last_success_unix_ms);
-        health["lastErrorAt"] = IsoMsOrNull(h->last_error_unix_ms);
-        health["lastError"] =
-            h->last_error.empty() ? json::value(nullptr) : json::value(h->last_error);
-    }
+    // A destination not loaded (its secret cannot be unsealed) shows empty health.
+    json::object health =
+        HealthJson(broadcaster_.Health(d.id).value_or(broadcast::DestinationHealth{}));
     json::object o{
         {"id", d.id},
         {"type", d.type},
@@ -322,6 +330,22 @@ asio::awaitable<void> ManagementApi::Handle(http::Exchange& ex, const store::Api
             co_await Create(ex, key);
         } else {
             co_await RespondError(ex, {405, "use GET or POST", {}});
+        }
+        co_return;
+    }
+    if (rest == "/spool") {
+        if (method != "GET") {
+            co_await RespondError(ex, {405, "use GET", {}});
+        } else {
+            co_await ex.Respond(200, kJson, SpoolJson(key));
+        }
+        co_return;
+    }
+    if (rest == "/spool/replay") {
+        if (method != "POST") {
+            co_await RespondError(ex, {405, "use POST", {}});
+        } else {
+            co_await Replay(ex, key);
         }
         co_return;
     }
@@ -633,6 +657,80 @@ asio::awaitable<void> ManagementApi::SendTestTrace(http::Exchange& ex,
             outcome.reason.empty() ? "the destination refused the test trace" : outcome.reason;
     }
     co_await ex.Respond(200, kJson, Data(std::move(result)));
+}
+
+}  // namespace beacon::admin
+
+namespace beacon::admin {
+
+namespace {
+
+// Outside the coroutine: g++ 12 rejects initializer lists in coroutine bodies.
+std::string ReplayJson(const std::string& id, int64_t since_ms, int64_t replayed) {
+    return Data(json::object{{"destination", id},
+                             {"since", base::IsoMillis(since_ms * 1000000)},
+                             {"replayed", replayed}});
+}
+
+}  // namespace
+
+std::string ManagementApi::SpoolJson(const store::ApiKey& key) const {
+    json::value spool = nullptr;
+    if (auto st = broadcaster_.SpoolStatus()) {
+        spool = json::object{{"path", st->path},
+                             {"records", st->records},
+                             {"bytes", st->bytes},
+                             {"fileBytes", st->file_bytes},
+                             {"maxBytes", st->max_bytes},
+                             {"evicted", st->evicted},
+                             {"corruptSetAside", st->corrupt_set_aside}};
+    }
+    json::array dests;
+    for (const auto& h : broadcaster_.Health()) {
+        // This workspace's destinations and those of the config file (every workspace's).
+        if (!h.workspace_id.empty() && h.workspace_id != key.workspace_id) continue;
+        json::object o = HealthJson(h);
+        o.emplace("id", h.id);
+        o.emplace("name", h.name);
+        o.emplace("type", h.type);
+        o.emplace("source", h.workspace_id.empty() ? "config" : "api");
+        dests.push_back(std::move(o));
+    }
+    return json::serialize(
+        json::object{{"spool", std::move(spool)}, {"destinations", std::move(dests)}});
+}
+
+asio::awaitable<void> ManagementApi::Replay(http::Exchange& ex, const store::ApiKey& key) {
+    boost::system::error_code ec;
+    json::value v = json::parse(ex.body(), ec);
+    const json::object* o = (!ec && v.is_object()) ? &v.as_object() : nullptr;
+    const json::value* dest = o ? o->if_contains("destination") : nullptr;
+    const json::value* since = o ? o->if_contains("since") : nullptr;
+    std::optional<int64_t> since_ms;
+    if (since && since->is_string()) since_ms = base::ParseIsoMillis(since->as_string());
+    if (!dest || !dest->is_string() || dest->as_string().empty()) {
+        co_await RespondError(
+            ex, api::ApiError::BadRequest("destination: expected the id of a destination"));
+        co_return;
+    }
+    if (!since_ms) {
+        co_await RespondError(
+            ex, api::ApiError::BadRequest(
+                    "since: expected an ISO 8601 time such as \"2026-11-28T10:00:00Z\""));
+        co_return;
+    }
+    const std::string id(dest->as_string());
+    auto h = broadcaster_.Health(id);
+    if (!h || (!h->workspace_id.empty() && h->workspace_id != key.workspace_id)) {
+        co_await RespondError(ex, api::ApiError::NotFound("no destination \"" + id + "\""));
+        co_return;
+    }
+    auto n = broadcaster_.Replay(id, *since_ms);
+    if (!n) {
+        co_await RespondError(ex, {409, n.error().message, {}});
+        co_return;
+    }
+    co_await ex.Respond(200, kJson, ReplayJson(id, *since_ms, *n));
 }
 
 }  // namespace beacon::admin

@@ -44,6 +44,10 @@ class ManagementApi final : public gateway::ManagementHandler {
 
     Result<config::DestinationConfig> ToConfig(const store::StoredDestination& d) const;
     std::string DestinationJson(const store::StoredDestination& d) const;
+    // GET /api/v1/observability/spool: the spool and every destination's health.
+    std::string SpoolJson(const store::ApiKey& key) const;
+    // POST /api/v1/observability/spool/replay {"destination", "since"}.
+    boost::asio::awaitable<void> Replay(http::Exchange& ex, const store::ApiKey& key);
 
     store::Store& store_;
     broadcast::Broadcaster& broadcaster_;

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace beacon::base {
 
@@ -11,5 +13,9 @@ std::string IsoSeconds(int64_t unix_seconds);
 
 // "2026-08-22T10:15:30.410Z"
 std::string IsoMillis(int64_t unix_ns);
+
+// Reads "YYYY-MM-DDTHH:MM:SS[.fff]Z" (or with a numeric offset "+hh:mm") into Unix milliseconds;
+// nullopt for anything else.
+std::optional<int64_t> ParseIsoMillis(std::string_view text);
 
 }  // namespace beacon::base

@@ -8,14 +8,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <future>
 #include <random>
 
 #include "broadcast/registry.h"
 #include "broadcast/sampling.h"
+#include "trace/record_codec.h"
 
 namespace beacon::broadcast {
 namespace asio = boost::asio;
@@ -26,6 +25,8 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr milliseconds kUnhealthyProbe{30000};
+// Cursors are stored at least this often even when no record arrives.
+constexpr milliseconds kCursorSaveInterval{1000};
 
 int64_t NowUnixMs() {
     return std::chrono::duration_cast<milliseconds>(
@@ -43,24 +44,46 @@ size_t EstimatedBytes(const trace::TraceRecord& r) {
     return n + n / 4;  // JSON escaping inside attribute strings
 }
 
+// Logs the first occurrence and then every 1000th, so a flood cannot flood the log.
+bool ShouldLog(int64_t count) { return count == 1 || count % 1000 == 0; }
+
 }  // namespace
 
+// One destination's view of the stream of records: which of them it still has to send, the
+// records held in memory for it, the batch in flight, and its counters.
+//
+// Positions are sequence numbers (the spool's, or a counter without a spool):
+//   taken_      every record up to it was taken into a batch, or skipped as not wanted
+//   known_upto_ the highest sequence number committed so far
+// In "continuous" mode, mem_ holds exactly the wanted records in (taken_, known_upto_]. When
+// memory overflows (or after a restart) the exporter switches to "catch-up": it reads
+// (taken_, known_upto_] from the spool, and goes back to continuous once it has caught up.
 class Broadcaster::Exporter {
   public:
-    Exporter(asio::io_context& ioc, const config::BroadcastConfig& options,
-             std::unique_ptr<Destination> destination)
+    struct Item {
+        int64_t seq = 0;
+        trace::RecordPtr record;
+        int64_t bytes = 0;
+    };
+
+    Exporter(asio::io_context& ioc, const config::BroadcastConfig& options, Spool* spool,
+             int64_t start_after, int64_t known_upto)
         : options_(options),
-          dest_(std::move(destination)),
+          spool_(spool),
           wake_(ioc),
           flush_timer_(ioc),
           backoff_timer_(ioc),
-          rng_(std::random_device{}()) {}
+          rng_(std::random_device{}()),
+          taken_(start_after),
+          known_upto_(known_upto),
+          continuous_(start_after >= known_upto) {}
 
     // A copy: the destination may be replaced while other threads read it.
     config::DestinationConfig config() const {
         std::lock_guard lock(mu_);
         return config_;
     }
+    const std::string& id() const { return id_; }
 
     // Whether a record belongs here (workspace, filter, sampling). Any thread.
     bool Wants(const trace::TraceRecord& record, bool global_enabled,
@@ -75,66 +98,156 @@ class Broadcaster::Exporter {
         return Accepts(config_, record);
     }
 
-    // Broadcast thread: the next export goes through `replacement`; a pending retry is cut
-    // short so that fixed settings take effect at once.
+    // Before the exporter runs: the records still waiting in the spool at start.
+    void SetBacklog(int64_t records, int64_t bytes) {
+        std::lock_guard lock(mu_);
+        backlog_ = records;
+        backlog_bytes_ = bytes;
+    }
+
+    // Broadcast thread (or before Start): the next export goes through `replacement`; a
+    // pending retry is cut short so that fixed settings take effect at once.
     void Replace(std::shared_ptr<Destination> replacement) {
         {
             std::lock_guard lock(mu_);
             config_ = replacement->config();
+            if (id_.empty()) id_ = config_.id;  // set before other threads see the exporter
             healthy_ = true;
+            unhealthy_reason_.clear();
         }
         dest_ = std::move(replacement);
         backoff_timer_.cancel();
     }
 
-    // Any thread.
-    void Push(trace::RecordPtr record, asio::io_context& ioc) {
+    // Any thread, in sequence order: records committed for this destination, and the highest
+    // sequence number committed (wanted here or not).
+    void Committed(std::vector<Item> items, int64_t upto) {
         bool wake = false;
         {
             std::lock_guard lock(mu_);
-            const size_t bytes = EstimatedBytes(*record);
-            if (queue_.size() >= static_cast<size_t>(options_.queue_capacity) ||
-                queued_bytes_ + bytes > static_cast<size_t>(options_.max_queue_bytes)) {
-                ++dropped_queue_full_;
-                if (dropped_queue_full_ == 1 || dropped_queue_full_ % 1000 == 0) {
-                    spdlog::warn(
-                        "broadcast: {} queue full ({} records, {} bytes); dropped {} so far",
-                        config_.name, queue_.size(), queued_bytes_, dropped_queue_full_);
+            for (auto& item : items) {
+                ++accepted_;
+                if (continuous_ && mem_.size() < static_cast<size_t>(options_.queue_capacity) &&
+                    mem_bytes_ + item.bytes <= options_.max_queue_bytes) {
+                    backlog_ += 1;
+                    backlog_bytes_ += item.bytes;
+                    mem_bytes_ += item.bytes;
+                    mem_.push_back(std::move(item));
+                } else if (spool_) {
+                    // The spool has it: read it back from there once memory has room.
+                    backlog_ += 1;
+                    backlog_bytes_ += item.bytes;
+                    if (continuous_) {
+                        continuous_ = false;
+                        taken_ =
+                            mem_.empty() ? std::max(taken_, known_upto_) : mem_.front().seq - 1;
+                        mem_.clear();
+                        mem_bytes_ = 0;
+                        spdlog::info("broadcast: {} is behind; reading from the spool",
+                                     config_.name);
+                    }
+                } else {
+                    ++dropped_queue_full_;
+                    if (ShouldLog(dropped_queue_full_)) {
+                        spdlog::warn(
+                            "broadcast: {} queue full ({} records, {} bytes); dropped {} so far",
+                            config_.name, mem_.size(), mem_bytes_, dropped_queue_full_);
+                    }
                 }
-                return;
             }
-            queued_bytes_ += bytes;
-            queue_.push_back(std::move(record));
+            known_upto_ = std::max(known_upto_, upto);
             if (waiting_) {
                 waiting_ = false;
                 wake = true;
             }
         }
-        if (wake) asio::post(ioc, [this] { wake_.cancel(); });
+        if (wake) asio::post(wake_.get_executor(), [self = this] { self->wake_.cancel(); });
+    }
+
+    // Any thread: the spool's size bound removed every row up to `upto`; `rows` are those of
+    // them that listed this destination.
+    void Evicted(const std::vector<const SpoolRow*>& rows, int64_t upto) {
+        std::lock_guard lock(mu_);
+        for (const SpoolRow* row : rows) {
+            // Rows in the batch in flight are counted by the batch (it stops resending them).
+            if (row->seq > taken_) {
+                ++dropped_spool_full_;
+                backlog_ -= 1;
+                backlog_bytes_ -= row->bytes;
+            }
+        }
+        while (!mem_.empty() && mem_.front().seq <= upto) {
+            mem_bytes_ -= mem_.front().bytes;
+            mem_.pop_front();
+        }
+        taken_ = std::max(taken_, upto);
+        evicted_upto_ = std::max(evicted_upto_, upto);
+        if (!rows.empty() && ShouldLog(dropped_spool_full_)) {
+            spdlog::warn("broadcast: spool full; {} lost {} undelivered record(s) so far",
+                         config_.name, dropped_spool_full_);
+        }
+    }
+
+    // Any thread: every record up to the returned sequence number is done with.
+    int64_t Cursor() const {
+        std::lock_guard lock(mu_);
+        int64_t c = continuous_ ? (mem_.empty() ? known_upto_ : mem_.front().seq - 1) : taken_;
+        if (inflight_first_) c = std::min(c, inflight_first_ - 1);
+        return c;
+    }
+
+    // Broadcast thread: send again what the spool holds from `from_seq` on.
+    void Rewind(int64_t from_seq, int64_t records, int64_t bytes) {
+        std::lock_guard lock(mu_);
+        taken_ = std::min(taken_, from_seq - 1);
+        continuous_ = false;
+        mem_.clear();
+        mem_bytes_ = 0;
+        backlog_ += records;
+        backlog_bytes_ += bytes;
+        waiting_ = false;
+        wake_.cancel();
+    }
+
+    int64_t taken() const {
+        std::lock_guard lock(mu_);
+        return continuous_ ? (mem_.empty() ? known_upto_ : mem_.front().seq - 1) : taken_;
     }
 
     // Broadcast thread from here on.
     asio::awaitable<void> Run() {
         for (;;) {
-            bool empty = false;
+            bool has_work = false;
+            bool fill = false;
             {
                 std::lock_guard lock(mu_);
-                empty = queue_.empty();
-                if (empty && stopping_) break;
-                if (empty) waiting_ = true;
+                has_work = continuous_ ? !mem_.empty() : taken_ < known_upto_;
+                if (!has_work && stopping_) break;
+                if (!has_work) waiting_ = true;
+                fill = continuous_ && mem_.size() < static_cast<size_t>(options_.max_batch_records);
             }
-            if (empty) {
+            if (!has_work) {
                 wake_.expires_at(Clock::time_point::max());
                 co_await wake_.async_wait(kTuple);
                 continue;
             }
-            if (!stopping_ && QueueSize() < static_cast<size_t>(options_.max_batch_records)) {
+            if (!stopping_ && fill) {
                 // Let a batch fill for at most one flush interval.
                 flush_timer_.expires_after(milliseconds(options_.flush_interval_ms));
                 co_await flush_timer_.async_wait(kTuple);
             }
             auto batch = TakeBatch();
-            if (!batch.empty()) co_await Deliver(std::move(batch));
+            if (batch.empty()) continue;
+            {
+                std::lock_guard lock(mu_);
+                inflight_first_ = batch.front().seq;
+                inflight_last_ = batch.back().seq;
+            }
+            co_await Deliver(std::move(batch));
+            if (aborted_) break;  // the batch stays in the spool: the cursor keeps it
+            std::lock_guard lock(mu_);
+            inflight_first_ = 0;
+            inflight_last_ = 0;
         }
         finished_ = true;
     }
@@ -146,16 +259,21 @@ class Broadcaster::Exporter {
         flush_timer_.cancel();
     }
 
-    // Past the deadline: abort the I/O in flight and count what never left.
+    // Past the deadline: abort the I/O in flight. Without a spool what never left is counted;
+    // with one it stays there (the cursor does not move past it).
     void Abort() {
         aborted_ = true;
         cancel_.Cancel();
         backoff_timer_.cancel();
+        flush_timer_.cancel();
         wake_.cancel();
         std::lock_guard lock(mu_);
-        dropped_shutdown_ += static_cast<int64_t>(queue_.size());
-        queue_.clear();
-        queued_bytes_ = 0;
+        if (!spool_) dropped_shutdown_ += static_cast<int64_t>(mem_.size());
+        if (continuous_ && !mem_.empty()) taken_ = mem_.front().seq - 1;
+        if (continuous_ && mem_.empty()) taken_ = std::max(taken_, known_upto_);
+        continuous_ = false;
+        mem_.clear();
+        mem_bytes_ = 0;
     }
 
     bool finished() const { return finished_; }
@@ -166,13 +284,19 @@ class Broadcaster::Exporter {
         h.id = config_.id;
         h.name = config_.name;
         h.type = config_.type;
+        h.workspace_id = config_.workspace_id;
         h.healthy = healthy_;
-        h.queued = static_cast<int64_t>(queue_.size()) + in_flight_;
+        h.unhealthy_reason = unhealthy_reason_;
+        h.accepted = accepted_;
         h.delivered = delivered_;
         h.failed = failed_;
         h.retried = retried_;
+        h.backlog = std::max<int64_t>(0, backlog_);
+        h.backlog_bytes = std::max<int64_t>(0, backlog_bytes_);
         h.dropped_queue_full = dropped_queue_full_;
         h.dropped_rejected = dropped_rejected_;
+        h.dropped_spool_full = dropped_spool_full_;
+        h.dropped_corrupt = dropped_corrupt_;
         h.dropped_gave_up = dropped_gave_up_;
         h.dropped_shutdown = dropped_shutdown_;
         h.last_success_unix_ms = last_success_ms_;
@@ -181,25 +305,85 @@ class Broadcaster::Exporter {
         return h;
     }
 
-  private:
-    size_t QueueSize() const {
+    // Counts records queued for the spool writer that did not fit.
+    void CountQueueFull() {
         std::lock_guard lock(mu_);
-        return queue_.size();
+        ++dropped_queue_full_;
+        if (ShouldLog(dropped_queue_full_)) {
+            spdlog::warn("broadcast: spool writer queue full; {} dropped {} record(s) so far",
+                         config_.name, dropped_queue_full_);
+        }
     }
 
-    std::vector<trace::RecordPtr> TakeBatch() {
-        std::lock_guard lock(mu_);
-        std::vector<trace::RecordPtr> batch;
-        size_t bytes = 0;
-        while (!queue_.empty() && batch.size() < static_cast<size_t>(options_.max_batch_records)) {
-            const size_t b = EstimatedBytes(*queue_.front());
-            if (!batch.empty() && bytes + b > static_cast<size_t>(options_.max_batch_bytes)) break;
-            bytes += b;
-            queued_bytes_ -= std::min(queued_bytes_, b);
-            batch.push_back(std::move(queue_.front()));
-            queue_.pop_front();
+  private:
+    std::vector<Item> TakeBatch() {
+        std::vector<Item> batch;
+        int64_t bytes = 0;
+        const auto max_records = static_cast<size_t>(options_.max_batch_records);
+        const int64_t max_bytes = options_.max_batch_bytes;
+        int64_t after = 0, upto = 0;
+        {
+            std::lock_guard lock(mu_);
+            if (continuous_) {
+                while (!mem_.empty() && batch.size() < max_records) {
+                    const int64_t b = mem_.front().bytes;
+                    if (!batch.empty() && bytes + b > max_bytes) break;
+                    bytes += b;
+                    mem_bytes_ -= b;
+                    batch.push_back(std::move(mem_.front()));
+                    mem_.pop_front();
+                }
+                if (!batch.empty()) taken_ = std::max(taken_, batch.back().seq);
+                return batch;
+            }
+            after = taken_;
+            upto = known_upto_;
         }
-        in_flight_ += static_cast<int64_t>(batch.size());
+        // Catch-up: read the next rows from the spool (wanted here or not).
+        const int limit = options_.max_batch_records;
+        auto rows = spool_->Read(after, upto, limit);
+        std::lock_guard lock(mu_);
+        if (!rows) {
+            // An unreadable spool: what it held for us is lost; start again from what is new.
+            const int64_t lost = std::max<int64_t>(0, backlog_);
+            dropped_corrupt_ += lost;
+            backlog_ = 0;
+            backlog_bytes_ = 0;
+            spdlog::error("broadcast: {} cannot read the spool ({}); {} record(s) lost",
+                          config_.name, rows.error().message, lost);
+            taken_ = std::max(taken_, upto);
+            continuous_ = known_upto_ == upto;
+            return batch;
+        }
+        int64_t reached = upto;
+        for (auto& row : *rows) {
+            if (row.seq <= taken_ || row.seq <= evicted_upto_) continue;  // counted when evicted
+            if (!ListsDestination(row.dests, id_)) continue;
+            if (!batch.empty() && bytes + row.bytes > max_bytes) {
+                reached = batch.back().seq;
+                break;
+            }
+            auto decoded = trace::DecodeRecord(row.body);
+            if (!decoded) {
+                ++dropped_corrupt_;
+                backlog_ -= 1;
+                backlog_bytes_ -= row.bytes;
+                spdlog::error("broadcast: {} skipped spool record {}: {}", config_.name, row.seq,
+                              decoded.error().message);
+                continue;
+            }
+            bytes += row.bytes;
+            batch.push_back(Item{
+                row.seq, std::make_shared<const trace::TraceRecord>(std::move(decoded.value())),
+                row.bytes});
+        }
+        const bool all = static_cast<int>(rows->size()) < limit && reached == upto;
+        if (!all && reached == upto) reached = rows->back().seq;
+        taken_ = std::max(taken_, reached);
+        if (all && known_upto_ == upto) {
+            continuous_ = true;
+            spdlog::info("broadcast: {} caught up with the spool", config_.name);
+        }
         return batch;
     }
 
@@ -212,10 +396,14 @@ class Broadcaster::Exporter {
         return milliseconds(jitter(rng_));
     }
 
-    void Count(int64_t& counter, size_t n) {
+    // `items` are done with (delivered or dropped): counted in `counter`, out of the backlog.
+    void Done(int64_t& counter, const std::vector<Item>& items) {
         std::lock_guard lock(mu_);
-        counter += static_cast<int64_t>(n);
-        in_flight_ -= static_cast<int64_t>(n);
+        counter += static_cast<int64_t>(items.size());
+        for (const auto& i : items) {
+            backlog_ -= 1;
+            backlog_bytes_ -= i.bytes;
+        }
     }
 
     void NoteError(const ExportOutcome& o) {
@@ -223,27 +411,55 @@ class Broadcaster::Exporter {
         ++failed_;
         last_error_ = o.reason;
         last_error_ms_ = NowUnixMs();
-        if (o.unhealthy) healthy_ = false;
+        if (o.unhealthy) {
+            healthy_ = false;
+            unhealthy_reason_ = o.reason;
+        }
     }
 
-    asio::awaitable<void> Deliver(std::vector<trace::RecordPtr> batch) {
+    // Removes from `batch` what the spool's size bound evicted meanwhile (counted here).
+    void DropEvicted(std::vector<Item>& batch) {
+        std::vector<Item> gone;
+        {
+            std::lock_guard lock(mu_);
+            if (batch.empty() || batch.front().seq > evicted_upto_) return;
+            auto it = batch.begin();
+            while (it != batch.end() && it->seq <= evicted_upto_) ++it;
+            gone.assign(std::make_move_iterator(batch.begin()), std::make_move_iterator(it));
+            batch.erase(batch.begin(), it);
+        }
+        Done(dropped_spool_full_, gone);
+    }
+
+    static std::vector<trace::RecordPtr> Records(const std::vector<Item>& batch) {
+        std::vector<trace::RecordPtr> out;
+        out.reserve(batch.size());
+        for (const auto& i : batch) out.push_back(i.record);
+        return out;
+    }
+
+    asio::awaitable<void> Deliver(std::vector<Item> batch) {
         int attempt = 0;
-        while (!batch.empty()) {
+        for (;;) {
+            if (spool_) DropEvicted(batch);
+            if (batch.empty()) co_return;
             if (aborted_) {
-                Count(dropped_shutdown_, batch.size());
+                if (!spool_) Done(dropped_shutdown_, batch);  // with a spool it stays there
                 co_return;
             }
             std::shared_ptr<Destination> dest = dest_;  // stays alive if replaced meanwhile
-            ExportOutcome outcome = co_await dest->Export(batch, cancel_);
+            const auto records = Records(batch);
+            ExportOutcome outcome = co_await dest->Export(records, cancel_);
             if (aborted_) {
-                Count(dropped_shutdown_, batch.size());
+                if (!spool_) Done(dropped_shutdown_, batch);
                 co_return;
             }
             switch (outcome.kind) {
                 case ExportOutcome::Kind::kOk: {
-                    Count(delivered_, batch.size());
+                    Done(delivered_, batch);
                     std::lock_guard lock(mu_);
                     healthy_ = true;
+                    unhealthy_reason_.clear();
                     last_success_ms_ = NowUnixMs();
                     co_return;
                 }
@@ -251,30 +467,41 @@ class Broadcaster::Exporter {
                     if ((outcome.http_status == 400 || outcome.http_status == 413) &&
                         batch.size() > 1) {
                         // Isolate the record the destination refuses; the others still go.
-                        std::vector<trace::RecordPtr> left(batch.begin(),
-                                                           batch.begin() + batch.size() / 2);
-                        std::vector<trace::RecordPtr> right(batch.begin() + batch.size() / 2,
-                                                            batch.end());
+                        const auto half = static_cast<std::ptrdiff_t>(batch.size() / 2);
+                        std::vector<Item> left(std::make_move_iterator(batch.begin()),
+                                               std::make_move_iterator(batch.begin() + half));
+                        std::vector<Item> right(std::make_move_iterator(batch.begin() + half),
+                                                std::make_move_iterator(batch.end()));
                         co_await Deliver(std::move(left));
                         co_await Deliver(std::move(right));
                         co_return;
                     }
                     NoteError(outcome);
-                    spdlog::warn("broadcast: {} refused {} record(s), dropped: {}", config().name,
-                                 batch.size(), outcome.reason);
-                    Count(dropped_rejected_, batch.size());
+                    spdlog::warn("broadcast: {} refused {} record(s) ({}), dropped: {}",
+                                 config().name, batch.size(),
+                                 batch.size() == 1 ? batch[0].record->generation_id : "batch",
+                                 outcome.reason);
+                    Done(dropped_rejected_, batch);
                     co_return;
                 case ExportOutcome::Kind::kPartial: {
-                    std::vector<trace::RecordPtr> again;
+                    std::vector<bool> again_at(batch.size(), false);
                     for (size_t i : outcome.retry) {
-                        if (i < batch.size()) again.push_back(batch[i]);
+                        if (i < batch.size()) again_at[i] = true;
                     }
-                    const size_t delivered = batch.size() - again.size() - outcome.dropped;
-                    Count(delivered_, delivered);
-                    if (outcome.dropped) {
+                    std::vector<Item> again, settled;
+                    for (size_t i = 0; i < batch.size(); ++i) {
+                        (again_at[i] ? again : settled).push_back(std::move(batch[i]));
+                    }
+                    const size_t dropped = std::min(outcome.dropped, settled.size());
+                    std::vector<Item> refused(
+                        std::make_move_iterator(settled.end() - static_cast<long>(dropped)),
+                        std::make_move_iterator(settled.end()));
+                    settled.resize(settled.size() - dropped);
+                    Done(delivered_, settled);
+                    if (!refused.empty()) {
                         spdlog::warn("broadcast: {} refused {} record(s), dropped: {}",
-                                     config().name, outcome.dropped, outcome.reason);
-                        Count(dropped_rejected_, outcome.dropped);
+                                     config().name, refused.size(), outcome.reason);
+                        Done(dropped_rejected_, refused);
                     }
                     if (again.empty()) co_return;
                     NoteError(outcome);
@@ -288,11 +515,11 @@ class Broadcaster::Exporter {
             // Refused credentials are not the records' fault: keep them and probe slowly until
             // the keys are fixed (Replace cuts the wait short) or shutdown.
             if (!outcome.unhealthy) ++attempt;
-            if (attempt >= options_.max_attempts) {
+            if (options_.max_attempts > 0 && attempt >= options_.max_attempts) {
                 spdlog::error(
                     "broadcast: {} still failing after {} attempts ({}); dropped {} record(s)",
                     config().name, attempt, outcome.reason, batch.size());
-                Count(dropped_gave_up_, batch.size());
+                Done(dropped_gave_up_, batch);
                 co_return;
             }
             milliseconds delay = outcome.unhealthy ? kUnhealthyProbe : Backoff(attempt);
@@ -304,7 +531,8 @@ class Broadcaster::Exporter {
                 ++retried_;
             }
             if (stopping_ && Clock::now() + delay > deadline_) {
-                Count(dropped_shutdown_, batch.size());
+                if (!spool_) Done(dropped_shutdown_, batch);
+                aborted_ = true;  // the spool keeps the rest for the next start
                 co_return;
             }
             backoff_timer_.expires_after(delay);
@@ -313,7 +541,9 @@ class Broadcaster::Exporter {
     }
 
     const config::BroadcastConfig& options_;
+    Spool* spool_;                       // null: memory only
     std::shared_ptr<Destination> dest_;  // Broadcast thread only
+    std::string id_;                     // fixed once set (Replace keeps the id)
     config::DestinationConfig config_;   // guarded by mu_
     asio::steady_timer wake_;
     asio::steady_timer flush_timer_;
@@ -322,15 +552,21 @@ class Broadcaster::Exporter {
     std::mt19937_64 rng_;
 
     mutable std::mutex mu_;
-    std::deque<trace::RecordPtr> queue_;
-    size_t queued_bytes_ = 0;
+    std::deque<Item> mem_;
+    int64_t mem_bytes_ = 0;
+    int64_t taken_ = 0;
+    int64_t known_upto_ = 0;
+    int64_t evicted_upto_ = 0;
+    int64_t inflight_first_ = 0, inflight_last_ = 0;
+    bool continuous_ = true;
     bool waiting_ = false;
-    int64_t in_flight_ = 0;
-    int64_t delivered_ = 0, failed_ = 0, retried_ = 0;
-    int64_t dropped_queue_full_ = 0, dropped_rejected_ = 0, dropped_gave_up_ = 0,
-            dropped_shutdown_ = 0;
+    int64_t backlog_ = 0, backlog_bytes_ = 0;
+    int64_t accepted_ = 0, delivered_ = 0, failed_ = 0, retried_ = 0;
+    int64_t dropped_queue_full_ = 0, dropped_rejected_ = 0, dropped_spool_full_ = 0,
+            dropped_corrupt_ = 0, dropped_gave_up_ = 0, dropped_shutdown_ = 0;
     int64_t last_success_ms_ = 0, last_error_ms_ = 0;
     std::string last_error_;
+    std::string unhealthy_reason_;
     bool healthy_ = true;
 
     // Broadcast thread only.
@@ -353,6 +589,14 @@ Broadcaster::Broadcaster(config::BroadcastConfig options) : options_(std::move(o
 
 Broadcaster::~Broadcaster() { Shutdown(milliseconds(0)); }
 
+Status Broadcaster::OpenSpool(SpoolOptions options) {
+    auto spool = Spool::Open(std::move(options));
+    if (!spool) return spool.error();
+    std::lock_guard commit(commit_mu_);
+    spool_ = std::move(spool.value());
+    return Status::Ok();
+}
+
 Status Broadcaster::Upsert(const config::DestinationConfig& config) {
     auto d = CreateDestination(config);
     if (!d) return d.error();
@@ -363,9 +607,10 @@ Status Broadcaster::Upsert(const config::DestinationConfig& config) {
 void Broadcaster::Upsert(std::unique_ptr<Destination> destination) {
     std::shared_ptr<Destination> shared = std::move(destination);
     const std::string id = shared->config().id;
+    std::lock_guard commit(commit_mu_);
     std::unique_lock lock(mu_);
     for (auto& e : exporters_) {
-        if (e->config().id != id) continue;
+        if (e->id() != id) continue;
         if (started_) {
             asio::post(ioc_, [e, shared] { e->Replace(shared); });
         } else {
@@ -373,8 +618,25 @@ void Broadcaster::Upsert(std::unique_ptr<Destination> destination) {
         }
         return;
     }
-    auto exporter = std::make_shared<Exporter>(ioc_, options_, nullptr);
+    // A new destination starts after what is already committed, or from its stored cursor.
+    int64_t known = spool_ ? spool_->last_seq() : memory_seq_;
+    int64_t start = known;
+    if (spool_) {
+        if (auto it = spool_->stored_cursors().find(id); it != spool_->stored_cursors().end()) {
+            start = std::min(it->second, known);
+        }
+    }
+    auto exporter = std::make_shared<Exporter>(ioc_, options_, spool_.get(), start, known);
     exporter->Replace(shared);
+    if (spool_ && start < known) {
+        if (auto b = spool_->Backlog(id, start)) {
+            exporter->SetBacklog(b->first, b->second);
+            if (b->first > 0) {
+                spdlog::info("broadcast: {} resumes with {} record(s) in the spool",
+                             shared->config().name, b->first);
+            }
+        }
+    }
     exporters_.push_back(exporter);
     if (started_) asio::co_spawn(ioc_, RunExporter(exporter), asio::detached);
 }
@@ -382,7 +644,7 @@ void Broadcaster::Upsert(std::unique_ptr<Destination> destination) {
 void Broadcaster::Remove(const std::string& id) {
     std::unique_lock lock(mu_);
     for (auto it = exporters_.begin(); it != exporters_.end(); ++it) {
-        if ((*it)->config().id != id) continue;
+        if ((*it)->id() != id) continue;
         auto e = *it;
         exporters_.erase(it);
         if (started_) {
@@ -419,19 +681,195 @@ void Broadcaster::Start() {
         auto guard = asio::make_work_guard(ioc_);
         ioc_.run();
     });
+    if (spool_) writer_ = std::thread([this] { WriterLoop(); });
 }
 
 void Broadcaster::Submit(trace::RecordPtr record) {
     if (!accepting_) return;
+    Pending p;
+    {
+        std::shared_lock lock(mu_);
+        for (auto& e : exporters_) {
+            if (e->Wants(*record, options_.enabled, enabled_workspaces_)) p.wanting.push_back(e);
+        }
+    }
+    if (p.wanting.empty()) return;
+    p.bytes = EstimatedBytes(*record);
+    p.record = std::move(record);
+    if (!spool_) {
+        // Memory only: hand the record to its destinations now, in sequence order.
+        std::lock_guard commit(commit_mu_);
+        const int64_t seq = ++memory_seq_;
+        for (auto& e : p.wanting) {
+            e->Committed({Exporter::Item{seq, p.record, static_cast<int64_t>(p.bytes)}}, seq);
+        }
+        return;
+    }
+    p.created_ms = NowUnixMs();
+    std::unique_lock lock(writer_mu_);
+    if (writer_queue_.size() >= static_cast<size_t>(options_.queue_capacity) ||
+        writer_queue_bytes_ + p.bytes > static_cast<size_t>(options_.max_queue_bytes)) {
+        lock.unlock();
+        for (auto& e : p.wanting) e->CountQueueFull();
+        return;
+    }
+    if (writer_queue_.empty()) first_pending_at_ = Clock::now();
+    writer_queue_bytes_ += p.bytes;
+    writer_queue_.push_back(std::move(p));
+    if (writer_queue_.size() == 1) writer_cv_.notify_one();
+}
+
+std::map<std::string, int64_t> Broadcaster::Cursors() const {
+    std::shared_lock lock(mu_);
+    std::map<std::string, int64_t> out;
+    for (const auto& e : exporters_) out[e->id()] = e->Cursor();
+    return out;
+}
+
+std::shared_ptr<Broadcaster::Exporter> Broadcaster::Find(const std::string& id) const {
+    std::shared_lock lock(mu_);
+    for (const auto& e : exporters_) {
+        if (e->id() == id) return e;
+    }
+    return nullptr;
+}
+
+void Broadcaster::WriterLoop() {
+    const milliseconds flush(options_.spool.flush_interval_ms);
+    auto last_save = Clock::now();
+    for (;;) {
+        std::vector<Pending> group;
+        bool stop = false;
+        {
+            std::unique_lock lock(writer_mu_);
+            writer_cv_.wait_for(lock, kCursorSaveInterval,
+                                [&] { return !writer_queue_.empty() || writer_stop_; });
+            // Group what arrives within one flush interval of the first record.
+            writer_cv_.wait_until(lock, first_pending_at_ + flush, [&] { return writer_stop_; });
+            group.swap(writer_queue_);
+            writer_queue_bytes_ = 0;
+            stop = writer_stop_;
+        }
+        const bool save = Clock::now() - last_save >= kCursorSaveInterval;
+        if (!group.empty() || save || stop) {
+            CommitGroup(std::move(group), save || stop);
+            last_save = Clock::now();
+        }
+        if (stop) {
+            std::lock_guard lock(writer_mu_);
+            if (writer_queue_.empty()) return;
+        }
+    }
+}
+
+void Broadcaster::CommitGroup(std::vector<Pending> group, bool force_cursors) {
+    std::vector<Spool::NewRecord> rows;
+    rows.reserve(group.size());
+    for (const auto& p : group) {
+        std::vector<std::string> ids;
+        ids.reserve(p.wanting.size());
+        for (const auto& e : p.wanting) ids.push_back(e->id());
+        rows.push_back({p.created_ms, JoinDestinations(ids), trace::EncodeRecord(*p.record)});
+    }
+    std::lock_guard commit(commit_mu_);
+    auto cursors = Cursors();
+    if (rows.empty() && !force_cursors) return;
+    if (rows.empty() && cursors == saved_cursors_) return;
+    auto result = spool_->Commit(rows, cursors);
+    int64_t first = 0;
+    if (!result) {
+        // Still deliver from memory; a restart before delivery would lose these records.
+        static std::atomic<int64_t> failures{0};
+        if (ShouldLog(++failures)) {
+            spdlog::error("broadcast: {} ({} record(s) held in memory only)",
+                          result.error().message, rows.size());
+        }
+        if (!rows.empty()) first = spool_->Reserve(static_cast<int64_t>(rows.size()));
+    } else {
+        saved_cursors_ = cursors;
+        first = result->first_seq;
+    }
+    const int64_t upto = result ? result->last_seq : spool_->last_seq();
+    std::map<Exporter*, std::vector<Exporter::Item>> per;
+    if (first) {
+        for (size_t i = 0; i < group.size(); ++i) {
+            const int64_t bytes = SpoolRowBytes(rows[i].body, rows[i].dests);
+            for (auto& e : group[i].wanting) {
+                per[e.get()].push_back({first + static_cast<int64_t>(i), group[i].record, bytes});
+            }
+        }
+    }
     std::shared_lock lock(mu_);
     for (auto& e : exporters_) {
-        if (e->Wants(*record, options_.enabled, enabled_workspaces_)) e->Push(record, ioc_);
+        auto it = per.find(e.get());
+        e->Committed(it == per.end() ? std::vector<Exporter::Item>{} : std::move(it->second), upto);
     }
+    if (result && !result->evicted.empty()) {
+        const int64_t evicted_upto = result->evicted.back().seq;
+        static std::atomic<int64_t> evictions{0};
+        evictions += static_cast<int64_t>(result->evicted.size());
+        spdlog::warn(
+            "spool: size bound {} bytes reached; evicted the {} oldest record(s) ({} so far)",
+            options_.spool.max_bytes, result->evicted.size(), evictions.load());
+        for (auto& e : exporters_) {
+            std::vector<const SpoolRow*> mine;
+            for (const auto& row : result->evicted) {
+                if (ListsDestination(row.dests, e->id())) mine.push_back(&row);
+            }
+            e->Evicted(mine, evicted_upto);
+        }
+    }
+}
+
+Result<int64_t> Broadcaster::Replay(const std::string& id, int64_t since_unix_ms) {
+    if (!spool_) return Error{"there is no spool to replay from (broadcast.spool.enabled = false)"};
+    if (!accepting_) return Error{"Broadcast is not running"};
+    auto e = Find(id);
+    if (!e) return Error{"no destination with id " + id};
+    auto first = spool_->FirstSeqSince(since_unix_ms);
+    if (!first) return first.error();
+    if (!*first) return int64_t{0};
+    // Runs on the Broadcast thread, between two batches of the exporter.
+    std::promise<Result<int64_t>> done;
+    auto run = [&] {
+        const int64_t from = **first;
+        const int64_t taken = e->taken();
+        if (from > taken) {
+            done.set_value(int64_t{0});  // not sent yet: it goes anyway
+            return;
+        }
+        auto all = spool_->Backlog(id, from - 1);
+        auto ahead = spool_->Backlog(id, taken);
+        if (!all || !ahead) {
+            done.set_value(Error{"cannot read the spool"});
+            return;
+        }
+        const int64_t n = all->first - ahead->first;
+        e->Rewind(from, n, all->second - ahead->second);
+        done.set_value(n);
+    };
+    if (started_) {
+        asio::post(ioc_, run);
+    } else {
+        run();
+    }
+    auto n = done.get_future().get();
+    if (n) spdlog::info("broadcast: replaying {} record(s) to {}", *n, id);
+    return n;
 }
 
 void Broadcaster::Shutdown(milliseconds deadline) {
     if (!thread_.joinable()) return;
     accepting_ = false;
+    // What waits for the spool is committed first: from then on it survives whatever happens.
+    if (writer_.joinable()) {
+        {
+            std::lock_guard lock(writer_mu_);
+            writer_stop_ = true;
+        }
+        writer_cv_.notify_all();
+        writer_.join();
+    }
     std::vector<std::shared_ptr<Exporter>> exporters;
     {
         std::shared_lock lock(mu_);
@@ -467,18 +905,27 @@ void Broadcaster::Shutdown(milliseconds deadline) {
     // Whatever is still in flight is aborted; the abort runs on the Broadcast thread too.
     std::promise<void> aborted;
     asio::post(ioc_, [&] {
-        for (auto& e : exporters) {
-            if (!e->finished()) e->Abort();
-        }
+        for (auto& e : exporters) e->Abort();
         aborted.set_value();
     });
     aborted.get_future().wait();
     ioc_.stop();
     thread_.join();
+    if (spool_) {
+        // The final positions, so the next start resumes exactly here.
+        std::lock_guard commit(commit_mu_);
+        auto cursors = Cursors();
+        if (auto r = spool_->Commit({}, cursors); !r) {
+            spdlog::error("broadcast: cannot store the spool cursors: {}", r.error().message);
+        }
+    }
     for (const auto& h : Health()) {
         if (h.dropped_shutdown > 0) {
             spdlog::warn("broadcast: {} had {} undelivered record(s) at shutdown", h.name,
                          h.dropped_shutdown);
+        } else if (spool_ && h.backlog > 0) {
+            spdlog::info("broadcast: {} has {} record(s) left in the spool for the next start",
+                         h.name, h.backlog);
         }
     }
 }
@@ -491,12 +938,14 @@ std::vector<DestinationHealth> Broadcaster::Health() const {
 }
 
 std::optional<DestinationHealth> Broadcaster::Health(const std::string& id) const {
-    std::shared_lock lock(mu_);
-    for (const auto& e : exporters_) {
-        auto h = e->Health();
-        if (h.id == id) return h;
-    }
-    return std::nullopt;
+    auto e = Find(id);
+    if (!e) return std::nullopt;
+    return e->Health();
+}
+
+std::optional<SpoolStats> Broadcaster::SpoolStatus() const {
+    if (!spool_) return std::nullopt;
+    return spool_->Stats();
 }
 
 }  // namespace beacon::broadcast

@@ -61,6 +61,16 @@ Result<std::unique_ptr<store::Store>> OpenStore(const config::Config& c) {
     return store::OpenSqliteStore((std::filesystem::path(c.data_dir) / "beacon.db").string());
 }
 
+broadcast::SpoolOptions SpoolOptionsFor(const config::Config& c) {
+    broadcast::SpoolOptions o;
+    o.path = c.broadcast.spool.path.empty() ? c.data_dir + "/spool.db" : c.broadcast.spool.path;
+    o.max_bytes = c.broadcast.spool.max_bytes;
+    o.sync = c.broadcast.spool.sync == "off"    ? broadcast::SpoolSync::kOff
+             : c.broadcast.spool.sync == "full" ? broadcast::SpoolSync::kFull
+                                                : broadcast::SpoolSync::kNormal;
+    return o;
+}
+
 int Serve(const CommonOptions& o) {
     // Signals are taken synchronously by the main thread (sigwait below). The mask is set before
     // any thread starts (Broadcast, I/O, Asio's resolver threads), since threads inherit it: a
@@ -93,10 +103,15 @@ int Serve(const CommonOptions& o) {
         spdlog::warn("no active inference key: create one with `beacon keys create`");
 
     broadcast::Broadcaster broadcaster(c->broadcast);
+    if (c->broadcast.spool.enabled) {
+        // Before any destination is added, so each resumes from its stored cursor.
+        if (auto s = broadcaster.OpenSpool(SpoolOptionsFor(*c)); !s) {
+            return Fail(s.error().message);
+        }
+    }
     for (const auto& d : c->broadcast.destinations) {
         if (auto s = broadcaster.Upsert(d); !s) return Fail(s.error().message);
     }
-    broadcaster.Start();
     if (c->broadcast.enabled) {
         spdlog::info("broadcast on: {} destination(s) from the config file",
                      c->broadcast.destinations.size());
@@ -106,6 +121,8 @@ int Serve(const CommonOptions& o) {
     if (!secrets) return Fail(secrets.error().message);
     admin::ManagementApi management(**store, broadcaster, std::move(secrets.value()), c->broadcast);
     if (auto s = management.Load(); !s) return Fail(s.error().message);
+    // Every destination is known now: the spool forgets the cursors of the others.
+    broadcaster.Start();
 
     gateway::Gateway gw(*c, **store, &broadcaster);
     if (auto s = gw.Init(); !s) return Fail(s.error().message);

@@ -217,6 +217,16 @@ Result<Config> FromTable(const toml::table& root) {
               {"retry_max_ms", &bc.retry_max_ms}}) {
             if (auto st = ReadInt(*b, key, *target, w); !st) return st.error();
         }
+        if (auto sp = b->get_as<toml::table>("spool")) {
+            const std::string ws = "broadcast.spool.";
+            auto& spool = bc.spool;
+            if (auto st = Read(*sp, "enabled", spool.enabled, ws); !st) return st.error();
+            if (auto st = Read(*sp, "path", spool.path, ws); !st) return st.error();
+            if (auto st = ReadInt(*sp, "flush_interval_ms", spool.flush_interval_ms, ws); !st)
+                return st.error();
+            if (auto st = Read(*sp, "max_bytes", spool.max_bytes, ws); !st) return st.error();
+            if (auto st = Read(*sp, "sync", spool.sync, ws); !st) return st.error();
+        }
         if (auto regions = b->get_as<toml::table>("langfuse_regions")) {
             bc.langfuse_regions.clear();
             for (const auto& [name, url] : *regions) {
@@ -383,9 +393,19 @@ Status Validate(const Config& c) {
     if (c.models.empty()) return Error{"models: at least one model is needed"};
     const auto& bc = c.broadcast;
     if (bc.flush_interval_ms <= 0 || bc.max_batch_records <= 0 || bc.max_batch_bytes <= 0 ||
-        bc.queue_capacity <= 0 || bc.max_queue_bytes <= 0 || bc.max_attempts <= 0 ||
+        bc.queue_capacity <= 0 || bc.max_queue_bytes <= 0 || bc.max_attempts < 0 ||
         bc.retry_base_ms <= 0 || bc.retry_max_ms < bc.retry_base_ms) {
         return Error{"broadcast: intervals, sizes and attempts must be positive"};
+    }
+    if (bc.spool.flush_interval_ms <= 0 || bc.spool.flush_interval_ms > 60000) {
+        return Error{"broadcast.spool.flush_interval_ms: expected 1 to 60000"};
+    }
+    if (bc.spool.max_bytes < (int64_t{1} << 20)) {
+        return Error{"broadcast.spool.max_bytes: expected at least 1048576 (1 MiB)"};
+    }
+    if (bc.spool.sync != "off" && bc.spool.sync != "normal" && bc.spool.sync != "full") {
+        return Error{"broadcast.spool.sync: expected \"off\", \"normal\" or \"full\", got \"" +
+                     bc.spool.sync + "\""};
     }
     std::set<std::string> destinations;
     for (const auto& d : bc.destinations) {

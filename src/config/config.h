@@ -110,13 +110,30 @@ struct DestinationConfig {
 // | broadcast.max_batch_bytes              | 2500000 | estimated request size bound (< 3 MB)        |
 // | broadcast.queue_capacity               | 10000   | records waiting per destination              |
 // | broadcast.max_queue_bytes              | 256 MiB | estimated bytes waiting per destination      |
-// | broadcast.max_attempts                 | 8       | tries per batch before it is dropped         |
+// | broadcast.max_attempts                 | 0       | tries per batch before it is dropped; 0: no  |
+// |                                        |         | limit (retry while the spool holds it)       |
 // | broadcast.retry_base_ms / retry_max_ms | 500 / 30000 | exponential backoff with jitter          |
 // | [broadcast.langfuse_regions]           | 4 clouds | regions probed on a 401 (tests: fakes)      |
+// | broadcast.spool.enabled                | true    | records go through the on-disk spool         |
+// | broadcast.spool.path                   | "<data_dir>/spool.db" | SQLite (WAL) file              |
+// | broadcast.spool.flush_interval_ms      | 50      | the writer commits a group at least this often|
+// | broadcast.spool.max_bytes              | 1 GiB   | past it the oldest records are evicted       |
+// | broadcast.spool.sync                   | "normal" | "normal": survives a crash of Beacon; "full":|
+// |                                        |         | of the machine too (slower); "off"           |
 // | [[broadcast.destinations]]             | -       | see DestinationConfig                        |
-// Beyond the queue bounds new records are dropped and counted; credentials refused (401/403)
-// keep their records and are probed every 30 s.
+// The queue bounds apply to records waiting for the spool writer and to those held in memory per
+// destination; beyond them new records are dropped and counted (without a spool) or read back
+// from the spool later. Credentials refused (401/403) keep their records and are probed every
+// 30 s.
 // clang-format on
+struct SpoolConfig {
+    bool enabled = true;
+    std::string path;  // empty: <data_dir>/spool.db
+    int flush_interval_ms = 50;
+    int64_t max_bytes = int64_t{1} << 30;
+    std::string sync = "normal";  // off | normal | full
+};
+
 struct BroadcastConfig {
     bool enabled = false;
     int flush_interval_ms = 1000;
@@ -124,9 +141,10 @@ struct BroadcastConfig {
     int max_batch_bytes = 2500000;
     int queue_capacity = 10000;
     int max_queue_bytes = 256 * 1024 * 1024;
-    int max_attempts = 8;
+    int max_attempts = 0;
     int retry_base_ms = 500;
     int retry_max_ms = 30000;
+    SpoolConfig spool;
     std::vector<DestinationConfig> destinations;
     // Langfuse cloud regions probed when Test Connection gets a 401 (name -> base URL); tests
     // point them at fakes with [broadcast.langfuse_regions].

@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 
 namespace beacon::broadcast {
@@ -17,9 +21,10 @@ class ScriptedDestination final : public Destination {
   public:
     using Script = std::function<ExportOutcome(const std::vector<trace::RecordPtr>&, int call)>;
 
-    explicit ScriptedDestination(Script script) : script_(std::move(script)) {
-        config_.id = "scripted";
-        config_.name = "scripted";
+    explicit ScriptedDestination(Script script, std::string id = "scripted")
+        : script_(std::move(script)) {
+        config_.id = id;
+        config_.name = id;
         config_.type = "test";
     }
 
@@ -28,14 +33,25 @@ class ScriptedDestination final : public Destination {
     boost::asio::awaitable<ExportOutcome> Export(const std::vector<trace::RecordPtr>& batch,
                                                  base::Canceller&) override {
         int call;
+        std::vector<std::string> ids;
         {
             std::lock_guard lock(mu_);
-            std::vector<std::string> ids;
             for (const auto& r : batch) ids.push_back(r->generation_id);
             calls_.push_back(ids);
             call = static_cast<int>(calls_.size());
         }
-        co_return script_(batch, call);
+        ExportOutcome outcome = script_(batch, call);
+        if (outcome.kind == ExportOutcome::Kind::kOk) {
+            std::lock_guard lock(mu_);
+            accepted_.push_back(std::move(ids));
+        }
+        co_return outcome;
+    }
+
+    // The batches answered Ok.
+    std::vector<std::vector<std::string>> accepted() const {
+        std::lock_guard lock(mu_);
+        return accepted_;
     }
 
     std::vector<std::vector<std::string>> calls() const {
@@ -48,6 +64,7 @@ class ScriptedDestination final : public Destination {
     Script script_;
     mutable std::mutex mu_;
     std::vector<std::vector<std::string>> calls_;
+    std::vector<std::vector<std::string>> accepted_;
 };
 
 config::BroadcastConfig Options() {
@@ -237,7 +254,7 @@ TEST(Broadcaster, FullQueueDropsAndCounts) {
     b.Upsert(std::move(dest));
     // Not started: nothing drains the queue, and Submit before Start is ignored entirely.
     b.Submit(Rec(0));
-    EXPECT_EQ(b.Health().at(0).queued, 0);
+    EXPECT_EQ(b.Health().at(0).backlog, 0);
     b.Start();
     for (int i = 0; i < 50; ++i) b.Submit(Rec(i));
     auto h = b.Health().at(0);
@@ -280,6 +297,200 @@ TEST(Broadcaster, ShutdownRespectsDeadline) {
     b.Shutdown(milliseconds(300));
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
     EXPECT_EQ(b.Health().at(0).dropped_shutdown, 1);
+}
+
+// --- With the spool -------------------------------------------------------------------------
+
+class SpoolDir {
+  public:
+    SpoolDir() {
+        std::random_device rd;
+        dir_ = std::filesystem::temp_directory_path() /
+               ("beacon-broadcaster-test-" + std::to_string(rd()));
+        std::filesystem::create_directories(dir_);
+    }
+    ~SpoolDir() { std::filesystem::remove_all(dir_); }
+    SpoolOptions Options(int64_t max_bytes = int64_t{1} << 30) const {
+        return {(dir_ / "spool.db").string(), max_bytes, SpoolSync::kNormal};
+    }
+
+  private:
+    std::filesystem::path dir_;
+};
+
+config::BroadcastConfig SpoolBroadcastOptions() {
+    auto o = Options();
+    o.max_attempts = 0;  // retry while the spool holds the records
+    o.spool.flush_interval_ms = 5;
+    return o;
+}
+
+ExportOutcome Retry() {
+    ExportOutcome o;
+    o.kind = ExportOutcome::Kind::kRetry;
+    o.http_status = 503;
+    o.reason = "HTTP 503";
+    return o;
+}
+
+// How many times each generation id was accepted by the destination.
+std::map<std::string, int> Counts(const ScriptedDestination& d) {
+    std::map<std::string, int> out;
+    for (const auto& call : d.accepted()) {
+        for (const auto& id : call) ++out[id];
+    }
+    return out;
+}
+
+bool WaitForSpool(Broadcaster& b, const std::function<bool(const SpoolStats&)>& done) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < until) {
+        if (done(*b.SpoolStatus())) return true;
+        std::this_thread::sleep_for(milliseconds(1));
+    }
+    return false;
+}
+
+// Verifies records go through the spool, arrive once, and leave the spool once delivered.
+TEST(BroadcasterSpool, DeliversAndEmptiesTheSpool) {
+    SpoolDir dir;
+    auto dest =
+        std::make_unique<ScriptedDestination>([](auto&, int) { return ExportOutcome::Ok(); });
+    auto* d = dest.get();
+    Broadcaster b(SpoolBroadcastOptions());
+    ASSERT_TRUE(b.OpenSpool(dir.Options()).ok());
+    b.Upsert(std::move(dest));
+    b.Start();
+    for (int i = 0; i < 20; ++i) b.Submit(Rec(i));
+    ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 20; }));
+    EXPECT_EQ(b.Health().at(0).backlog, 0);
+    // Cursors are stored at least once a second; then the delivered rows are deleted.
+    ASSERT_TRUE(WaitForSpool(b, [](const auto& s) { return s.records == 0; }));
+    for (const auto& [id, n] : Counts(*d)) EXPECT_EQ(n, 1) << id;
+    EXPECT_EQ(Counts(*d).size(), 20u);
+    b.Shutdown(milliseconds(1000));
+}
+
+// Verifies what a failing destination could not deliver survives a restart and is delivered
+// once by the next Broadcaster on the same spool.
+TEST(BroadcasterSpool, ResumesAfterRestart) {
+    SpoolDir dir;
+    {
+        auto failing = std::make_unique<ScriptedDestination>([](auto&, int) { return Retry(); });
+        Broadcaster b(SpoolBroadcastOptions());
+        ASSERT_TRUE(b.OpenSpool(dir.Options()).ok());
+        b.Upsert(std::move(failing));
+        b.Start();
+        for (int i = 0; i < 10; ++i) b.Submit(Rec(i));
+        ASSERT_TRUE(WaitForSpool(b, [](const auto& s) { return s.records == 10; }));
+        ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.failed >= 1; }));
+        EXPECT_EQ(b.Health().at(0).backlog, 10);
+        b.Shutdown(milliseconds(50));
+        EXPECT_EQ(b.Health().at(0).dropped(), 0);
+    }
+    auto ok = std::make_unique<ScriptedDestination>([](auto&, int) { return ExportOutcome::Ok(); });
+    auto* d = ok.get();
+    Broadcaster b(SpoolBroadcastOptions());
+    ASSERT_TRUE(b.OpenSpool(dir.Options()).ok());
+    b.Upsert(std::move(ok));
+    EXPECT_EQ(b.Health().at(0).backlog, 10);
+    b.Start();
+    ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 10; }));
+    auto counts = Counts(*d);
+    EXPECT_EQ(counts.size(), 10u);
+    for (const auto& [id, n] : counts) EXPECT_EQ(n, 1) << id;
+    b.Shutdown(milliseconds(1000));
+}
+
+// Verifies a destination whose memory overflows reads the rest back from the spool, in order
+// and without loss or repeat.
+TEST(BroadcasterSpool, OverflowCatchesUpFromTheSpool) {
+    SpoolDir dir;
+    auto options = SpoolBroadcastOptions();
+    options.queue_capacity = 4;
+    options.max_batch_records = 3;
+    std::atomic<bool> open{false};
+    auto dest = std::make_unique<ScriptedDestination>(
+        [&open](auto&, int) { return open ? ExportOutcome::Ok() : Retry(); });
+    auto* d = dest.get();
+    Broadcaster b(options);
+    ASSERT_TRUE(b.OpenSpool(dir.Options()).ok());
+    b.Upsert(std::move(dest));
+    b.Start();
+    for (int i = 0; i < 60; ++i) {
+        b.Submit(Rec(i));  // one at a time: the writer queue holds 4 at most too
+        ASSERT_TRUE(WaitForSpool(b, [&](const auto& s) { return s.last_seq == i + 1; }));
+    }
+    open = true;
+    ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 60; }));
+    std::vector<std::string> order;
+    std::map<std::string, int> seen;
+    for (const auto& call : d->accepted()) {
+        for (const auto& id : call) {
+            if (seen[id]++ == 0) order.push_back(id);
+        }
+    }
+    ASSERT_EQ(order.size(), 60u);
+    for (int i = 0; i < 60; ++i) EXPECT_EQ(order[i], "gen-" + std::to_string(i));
+    EXPECT_EQ(b.Health().at(0).dropped(), 0);
+    b.Shutdown(milliseconds(1000));
+}
+
+// Verifies the size bound drops the oldest records, counts them per destination, and that the
+// newest are delivered once the destination recovers.
+TEST(BroadcasterSpool, SizeBoundDropsOldest) {
+    SpoolDir dir;
+    std::atomic<bool> open{false};
+    auto dest = std::make_unique<ScriptedDestination>(
+        [&open](auto&, int) { return open ? ExportOutcome::Ok() : Retry(); });
+    auto* d = dest.get();
+    Broadcaster b(SpoolBroadcastOptions());
+    ASSERT_TRUE(b.OpenSpool(dir.Options(1 << 20)).ok());
+    b.Upsert(std::move(dest));
+    b.Start();
+    const int n = 40;
+    for (int i = 0; i < n; ++i) {
+        auto r = std::make_shared<trace::TraceRecord>();
+        r->generation_id = "gen-" + std::to_string(i);
+        r->input_json = std::string(100 * 1024, 'x');
+        b.Submit(r);
+        ASSERT_TRUE(WaitForSpool(b, [&](const auto& s) { return s.last_seq == i + 1; }));
+    }
+    ASSERT_TRUE(WaitForSpool(b, [](const auto& s) { return s.evicted > 0; }));
+    EXPECT_LE(b.SpoolStatus()->bytes, 1 << 20);
+    open = true;
+    ASSERT_TRUE(WaitFor(b, [](const auto& h) {
+        return h.backlog == 0 && h.delivered + h.dropped_spool_full == 40;
+    }));
+    auto h = b.Health().at(0);
+    EXPECT_GT(h.dropped_spool_full, 0);
+    EXPECT_EQ(Counts(*d).count("gen-39"), 1u);
+    for (const auto& [id, count] : Counts(*d)) EXPECT_LE(count, 1) << id;
+    b.Shutdown(milliseconds(1000));
+}
+
+// Verifies a slow or broken destination does not hold back another one, and that the spool keeps
+// what the broken one still needs.
+TEST(BroadcasterSpool, DestinationsHaveTheirOwnCursor) {
+    SpoolDir dir;
+    auto good = std::make_unique<ScriptedDestination>(
+        [](auto&, int) { return ExportOutcome::Ok(); }, "good");
+    auto bad = std::make_unique<ScriptedDestination>([](auto&, int) { return Retry(); }, "bad");
+    Broadcaster b(SpoolBroadcastOptions());
+    ASSERT_TRUE(b.OpenSpool(dir.Options()).ok());
+    b.Upsert(std::move(good));
+    b.Upsert(std::move(bad));
+    b.Start();
+    for (int i = 0; i < 10; ++i) b.Submit(Rec(i));
+    ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 10; }));  // "good"
+    EXPECT_EQ(b.Health("bad")->backlog, 10);
+    EXPECT_EQ(b.SpoolStatus()->records, 10);
+    // Replay to "good": its records are still in the spool because "bad" needs them.
+    auto replayed = b.Replay("good", 0);
+    ASSERT_TRUE(replayed.ok()) << replayed.error().message;
+    EXPECT_EQ(*replayed, 10);
+    ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 20; }));
+    b.Shutdown(milliseconds(100));
 }
 
 }  // namespace

@@ -49,6 +49,11 @@ std::string Statement::Blob(int column) const {
 
 int Statement::Step() { return sqlite3_step(stmt_); }
 
+void Statement::Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+}
+
 std::string Statement::Text(int column) const {
     const auto* p = sqlite3_column_text(stmt_, column);
     return p ? std::string(reinterpret_cast<const char*>(p),
@@ -60,25 +65,30 @@ int64_t Statement::Int(int column) const { return sqlite3_column_int64(stmt_, co
 
 Database::~Database() { sqlite3_close_v2(db_); }
 
-Result<std::unique_ptr<Database>> Database::Open(const std::string& path) {
+Result<std::unique_ptr<Database>> Database::Open(const std::string& path, int* error_code) {
     auto db = std::unique_ptr<Database>(new Database());
     int rc = sqlite3_open_v2(path.c_str(), &db->db_,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                              nullptr);
     if (rc != SQLITE_OK) {
+        if (error_code) *error_code = rc & 0xff;
         std::string msg = db->db_ ? sqlite3_errmsg(db->db_) : sqlite3_errstr(rc);
         return Error{"cannot open " + path + ": " + msg};
     }
     // Another process (the CLI) may write while the server reads: wait rather than fail.
     sqlite3_busy_timeout(db->db_, 5000);
-    if (auto s = db->Exec("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"); !s) return s.error();
+    if (auto s = db->Exec("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"); !s) {
+        if (error_code) *error_code = db->last_error_code_;
+        return s.error();
+    }
     return db;
 }
 
 Status Database::Exec(std::string_view sql) {
     char* err = nullptr;
     std::string copy(sql);
-    if (sqlite3_exec(db_, copy.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    if (int rc = sqlite3_exec(db_, copy.c_str(), nullptr, nullptr, &err); rc != SQLITE_OK) {
+        last_error_code_ = rc & 0xff;
         std::string msg = err ? err : "unknown error";
         sqlite3_free(err);
         return Error{"sqlite: " + msg};

@@ -26,6 +26,8 @@ class Statement {
     Statement& BindBlob(int index, std::string_view bytes);
     // SQLITE_ROW, SQLITE_DONE or an error code.
     int Step();
+    // Ready to run again with new bindings.
+    void Reset();
     std::string Text(int column) const;
     int64_t Int(int column) const;
     double Double(int column) const;
@@ -38,14 +40,20 @@ class Statement {
 class Database {
   public:
     ~Database();
-    static Result<std::unique_ptr<Database>> Open(const std::string& path);
+    // `error_code` (optional) receives SQLite's primary result code of a failure, e.g.
+    // SQLITE_NOTADB for a file that is not a database.
+    static Result<std::unique_ptr<Database>> Open(const std::string& path,
+                                                  int* error_code = nullptr);
 
     Status Exec(std::string_view sql);
+    // The primary result code of the last failed Exec (SQLITE_OK when none failed).
+    int last_error_code() const { return last_error_code_; }
     std::string LastError() const { return sqlite3_errmsg(db_); }
     sqlite3* handle() { return db_; }
 
   private:
     sqlite3* db_ = nullptr;
+    int last_error_code_ = SQLITE_OK;
 };
 
 }  // namespace beacon::store::sqlite

@@ -1,0 +1,133 @@
+// The Broadcast spool: finished trace records on disk, between the request path and the
+// exporters, so that a Langfuse outage or a Beacon restart loses nothing.
+//
+// A SQLite database in WAL mode in its own file (`<data_dir>/spool.db`):
+//   records(seq, created_ms, dests, bytes, body)  one row per record; `dests` lists the ids of
+//                                                 the destinations that wanted it
+//   cursors(destination, seq)                     per destination, every record up to `seq` is
+//                                                 done (delivered, or dropped for a reason)
+// Sequence numbers only grow, across restarts too. Rows at or below every cursor are deleted;
+// past `max_bytes` the oldest rows are evicted whoever still wanted them.
+//
+// One writer (the Broadcaster's spool thread) and one reader (the Broadcast thread) use separate
+// connections, so a catch-up read never waits for a group commit. A file that SQLite reports as
+// damaged is renamed to `spool.db.corrupt-<unix ms>` (with its -wal and -shm) and a new spool is
+// started: never fatal.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace beacon::store::sqlite {
+class Database;
+}
+
+namespace beacon::broadcast {
+
+enum class SpoolSync { kOff, kNormal, kFull };
+
+struct SpoolOptions {
+    std::string path;
+    int64_t max_bytes = int64_t{1} << 30;
+    SpoolSync sync = SpoolSync::kNormal;
+};
+
+// A destination list as stored: "\x1f" + ids joined by "\x1f" + "\x1f", so that "contains id"
+// is one substring search that cannot match part of another id.
+std::string JoinDestinations(const std::vector<std::string>& ids);
+bool ListsDestination(std::string_view dests, std::string_view id);
+
+// The size a row is accounted for against the bound: body, destination list, row overhead.
+int64_t SpoolRowBytes(std::string_view body, std::string_view dests);
+
+struct SpoolRow {
+    int64_t seq = 0;
+    int64_t created_ms = 0;
+    std::string dests;
+    int64_t bytes = 0;  // accounted size (body plus row overhead)
+    std::string body;   // empty when only the header was read
+};
+
+struct SpoolStats {
+    std::string path;
+    int64_t records = 0;
+    int64_t bytes = 0;       // accounted bytes of the rows held
+    int64_t file_bytes = 0;  // database + WAL on disk
+    int64_t max_bytes = 0;
+    int64_t evicted = 0;            // rows evicted by the size bound since start
+    int64_t corrupt_set_aside = 0;  // damaged files moved aside since start
+    int64_t last_seq = 0;
+};
+
+class Spool {
+  public:
+    ~Spool();
+
+    // Opens (or creates) the spool; a damaged file is set aside and a new one created. Fails
+    // only when no spool can be created at all (unwritable directory, disk full).
+    static Result<std::unique_ptr<Spool>> Open(SpoolOptions options);
+
+    // --- writer side (one thread) ---
+
+    struct NewRecord {
+        int64_t created_ms = 0;
+        std::string dests;
+        std::string body;
+    };
+    struct CommitResult {
+        int64_t first_seq = 0;          // of the appended rows (0 when none)
+        int64_t last_seq = 0;           // highest sequence number committed so far
+        std::vector<SpoolRow> evicted;  // headers of rows the size bound removed, oldest first
+    };
+    // In one transaction: appends `records` (sequence numbers assigned in order), stores the
+    // cursors of the destinations in `cursors` (and forgets the others), deletes rows every one
+    // of them is done with, and evicts the oldest rows past the size bound.
+    Result<CommitResult> Commit(const std::vector<NewRecord>& records,
+                                const std::map<std::string, int64_t>& cursors);
+
+    // --- reader side (any thread; serialised internally) ---
+
+    // Rows with after < seq <= upto, oldest first, at most `limit`.
+    Result<std::vector<SpoolRow>> Read(int64_t after, int64_t upto, int limit);
+    // Records listing `destination` with seq > after: count and accounted bytes.
+    Result<std::pair<int64_t, int64_t>> Backlog(std::string_view destination, int64_t after);
+    // The first sequence number created at or after `since_ms` (nullopt: none).
+    Result<std::optional<int64_t>> FirstSeqSince(int64_t since_ms);
+
+    // The cursors stored at open (destination -> seq).
+    const std::map<std::string, int64_t>& stored_cursors() const { return stored_cursors_; }
+    int64_t last_seq() const;
+    // After a failed Commit: takes `n` sequence numbers for records that are held in memory
+    // only, so sequence numbers stay unique. Returns the first.
+    int64_t Reserve(int64_t n);
+    SpoolStats Stats() const;
+
+  private:
+    Spool() = default;
+    Status OpenFresh();
+    Status Prepare();
+    Status SetAside(const std::string& why);
+
+    SpoolOptions options_;
+    std::unique_ptr<store::sqlite::Database> writer_;
+    std::unique_ptr<store::sqlite::Database> reader_;
+    std::mutex reader_mu_;
+    std::map<std::string, int64_t> stored_cursors_;
+
+    mutable std::mutex stats_mu_;
+    int64_t last_seq_ = 0;
+    int64_t records_ = 0;
+    int64_t bytes_ = 0;
+    int64_t evicted_ = 0;
+    int64_t corrupt_set_aside_ = 0;
+};
+
+}  // namespace beacon::broadcast
