@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "admin/management_api.h"
+#include "admin/metrics_text.h"
 #include "base/log.h"
 #include "broadcast/broadcaster.h"
 #include "cli/remote.h"
@@ -127,6 +128,8 @@ int Serve(const CommonOptions& o) {
     gateway::Gateway gw(*c, **store, &broadcaster);
     if (auto s = gw.Init(); !s) return Fail(s.error().message);
     gw.SetManagement(&management);
+    gw.SetExtraMetrics(
+        [&broadcaster](std::string& out) { admin::RenderBroadcastMetrics(broadcaster, out); });
 
     auto listen = config::ParseListen(c->server.listen);
     http::ServerOptions so;

@@ -91,6 +91,9 @@ class ChatCall final : public providers::ChunkSink {
         Record();
     }
 
+    // The model that answered, or the one asked for.
+    const std::string& model_label() const { return model_label_; }
+
   private:
     asio::awaitable<void> RunInner() {
         auto parsed = api::ParseChatRequest(ex_.body());
@@ -620,6 +623,8 @@ class ChatCall final : public providers::ChunkSink {
             u.requests += 1;
         }
         gw_.generations_.Add(*rec);
+        gw_.metrics_.ObserveChat(*rec);
+        model_label_ = rec->model;
         if (gw_.sink_) gw_.sink_->Submit(std::move(rec));
     }
 
@@ -635,6 +640,7 @@ class ChatCall final : public providers::ChunkSink {
     std::vector<const providers::ModelEntry*> candidates_;
     const providers::ModelEntry* model_ = nullptr;
     std::vector<trace::Attempt> attempts_;
+    std::string model_label_;
 
     Clock::time_point start_;
     std::optional<Clock::time_point> first_byte_;
@@ -660,9 +666,11 @@ class ChatCall final : public providers::ChunkSink {
     std::string native_finish_reason_;
 };
 
-asio::awaitable<void> Gateway::HandleChat(http::Exchange& exchange, const store::ApiKey& key) {
+asio::awaitable<void> Gateway::HandleChat(http::Exchange& exchange, const store::ApiKey& key,
+                                          std::string& model) {
     ChatCall call(*this, exchange, key);
     co_await call.Run();
+    model = call.model_label();
 }
 
 }  // namespace beacon::gateway

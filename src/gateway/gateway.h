@@ -5,12 +5,14 @@
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "config/config.h"
 #include "gateway/generation_log.h"
+#include "gateway/metrics.h"
 #include "http/exchange.h"
 #include "providers/catalog.h"
 #include "providers/provider.h"
@@ -39,6 +41,11 @@ class Gateway {
     // The server's request handler.
     boost::asio::awaitable<void> Handle(http::Exchange& exchange);
 
+    // Appended to GET /metrics after the request metrics (the Broadcast and spool series).
+    void SetExtraMetrics(std::function<void(std::string&)> render) {
+        extra_metrics_ = std::move(render);
+    }
+
     // Set before the server starts; may stay null (no management API).
     void SetManagement(ManagementHandler* handler) { management_ = handler; }
 
@@ -48,7 +55,10 @@ class Gateway {
     GenerationLog& generations() { return generations_; }
 
   private:
-    boost::asio::awaitable<void> HandleChat(http::Exchange& exchange, const store::ApiKey& key);
+    // Routes one request; `model` receives the model of a chat completion (for metrics).
+    boost::asio::awaitable<void> Dispatch(http::Exchange& exchange, std::string& model);
+    boost::asio::awaitable<void> HandleChat(http::Exchange& exchange, const store::ApiKey& key,
+                                            std::string& model);
     boost::asio::awaitable<void> HandleModels(http::Exchange& exchange);
     boost::asio::awaitable<void> HandleGeneration(http::Exchange& exchange,
                                                   const store::ApiKey& key);
@@ -64,6 +74,8 @@ class Gateway {
     GenerationLog generations_{10000};
     std::atomic<bool> draining_{false};
     std::string models_json_;  // GET /api/v1/models, built once
+    Metrics metrics_;
+    std::function<void(std::string&)> extra_metrics_;
 
     struct KeyUsage {
         double cost = 0;

@@ -1,6 +1,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
+#include <chrono>
 
 #include "api/error.h"
 #include "base/iso_time.h"
@@ -157,10 +158,59 @@ Status Gateway::Init() {
     return Status::Ok();
 }
 
+namespace {
+
+// The route label of a path: a fixed set, so that unknown paths cannot grow the series.
+std::string_view RouteLabel(std::string_view path) {
+    static constexpr std::string_view kRoutes[] = {"/api/v1/chat/completions",
+                                                   "/api/v1/models",
+                                                   "/api/v1/generation",
+                                                   "/api/v1/key",
+                                                   "/healthz",
+                                                   "/readyz",
+                                                   "/metrics"};
+    if (path.rfind("/v1/", 0) == 0) {
+        for (auto r : kRoutes) {
+            if (r.substr(4) == path) return r;
+        }
+    }
+    for (auto r : kRoutes) {
+        if (r == path) return r;
+    }
+    if (path.rfind("/api/v1/observability", 0) == 0) return "/api/v1/observability";
+    if (path == "/" || path.rfind("/settings", 0) == 0 || path.rfind("/assets", 0) == 0) {
+        return "/settings";
+    }
+    return "other";
+}
+
+}  // namespace
+
 asio::awaitable<void> Gateway::Handle(http::Exchange& ex) {
+    const auto start = std::chrono::steady_clock::now();
+    std::string model;
+    co_await Dispatch(ex, model);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    // No response head: the client went away first (nginx's 499).
+    metrics_.ObserveRequest(RouteLabel(ex.path()), ex.status() ? ex.status() : 499, model,
+                            took.count());
+}
+
+asio::awaitable<void> Gateway::Dispatch(http::Exchange& ex, std::string& model) {
     const std::string_view path = ex.path();
     const std::string_view method = ex.method();
 
+    if (path == "/metrics") {
+        if (method != "GET") {
+            co_await RespondError(ex, {405, "use GET", {}});
+            co_return;
+        }
+        std::string text;
+        metrics_.Render(text);
+        if (extra_metrics_) extra_metrics_(text);
+        co_await ex.Respond(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
+        co_return;
+    }
     if (path == "/healthz") {
         co_await ex.Respond(200, kJson, R"({"status":"ok"})");
         co_return;
@@ -247,7 +297,7 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& ex) {
                                               "create an inference key with `beacon keys create`"));
                 co_return;
             }
-            co_await HandleChat(ex, k);
+            co_await HandleChat(ex, k, model);
             break;
         case Route::kGeneration:
             co_await HandleGeneration(ex, k);

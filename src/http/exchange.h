@@ -46,6 +46,7 @@ class Exchange {
     virtual boost::asio::awaitable<bool> WaitClientGone() = 0;
 
     virtual bool responded() const = 0;  // a response head was written
+    virtual int status() const = 0;      // its status; 0 before
     virtual bool client_gone() const = 0;
 };
 

@@ -103,6 +103,7 @@ class ExchangeImpl final : public Exchange {
                                   Headers extra) override {
         if (responded_ || client_gone_) co_return;
         responded_ = true;
+        status_ = status;
         bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), req_.version()};
         res.set(bhttp::field::server, "beacon");
         res.set(bhttp::field::content_type,
@@ -122,6 +123,7 @@ class ExchangeImpl final : public Exchange {
                                       Headers extra) override {
         if (responded_ || client_gone_) co_return false;
         responded_ = true;
+        status_ = status;
         streaming_ = true;
         bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(status), req_.version()};
         res.set(bhttp::field::server, "beacon");
@@ -185,6 +187,7 @@ class ExchangeImpl final : public Exchange {
     }
 
     bool responded() const override { return responded_; }
+    int status() const override { return status_; }
     bool client_gone() const override { return client_gone_; }
     bool streaming_open() const { return streaming_ && !stream_ended_; }
     bool keep_alive() const { return keep_alive_; }
@@ -208,6 +211,7 @@ class ExchangeImpl final : public Exchange {
     bool keep_alive_;
     bool writing_ = false;
     bool responded_ = false;
+    int status_ = 0;
     bool streaming_ = false;
     bool stream_ended_ = false;
     bool client_gone_ = false;
