@@ -4,11 +4,14 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
+#include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 
+#include "base/iso_time.h"
 #include "base/result.h"
 #include "http/client.h"
 
@@ -110,6 +113,77 @@ const json::value& Path(const json::value& v, std::initializer_list<std::string_
     return *cur;
 }
 
+// "2026-11-28T10:00:00Z" as is; "15m" (s, m, h, d) as that long ago.
+Result<std::string> SinceToIso(const std::string& since) {
+    if (base::ParseIsoMillis(since)) return since;
+    static constexpr std::pair<char, int64_t> kUnits[] = {
+        {'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    if (since.size() >= 2) {
+        int64_t n = 0;
+        auto [end, ec] = std::from_chars(since.data(), since.data() + since.size() - 1, n);
+        for (auto [unit, ms] : kUnits) {
+            if (ec == std::errc() && end == since.data() + since.size() - 1 &&
+                since.back() == unit && n >= 0 && n < 100000) {
+                const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count();
+                return base::IsoMillis((now_ms - n * ms) * 1000000);
+            }
+        }
+    }
+    return Error{
+        "--since: expected an ISO 8601 time such as 2026-11-28T10:00:00Z or an age "
+        "such as 15m, got \"" +
+        since + "\""};
+}
+
+int SpoolStatus(const Remote& remote, bool as_json) {
+    auto r = Call(remote, "GET", "/api/v1/observability/spool");
+    if (!r) return Fail(r.error().message);
+    if (auto e = ErrorOf(*r)) return Fail(*e);
+    if (as_json) {
+        std::cout << json::serialize(r->body) << std::endl;
+        return 0;
+    }
+    const auto& sp = Path(r->body, {"spool"});
+    if (sp.is_null()) {
+        std::cout << "No spool (broadcast.spool.enabled = false): records are held in memory only"
+                  << std::endl;
+    } else {
+        std::cout << "Spool " << Str(Path(sp, {"path"})) << ": " << Str(Path(sp, {"records"}))
+                  << " record(s), " << Str(Path(sp, {"bytes"})) << " of "
+                  << Str(Path(sp, {"maxBytes"})) << " bytes; evicted " << Str(Path(sp, {"evicted"}))
+                  << ", damaged files set aside " << Str(Path(sp, {"corruptSetAside"}))
+                  << std::endl;
+    }
+    std::printf("%-22s %-20s %-9s %-10s %-10s %-8s %-8s %-10s %-24s %s\n", "ID", "NAME", "HEALTHY",
+                "DELIVERED", "BACKLOG", "RETRIED", "FAILED", "DROPPED", "LAST SUCCESS",
+                "LAST ERROR");
+    const auto& dests = Path(r->body, {"destinations"});
+    if (!dests.is_array()) return 0;
+    for (const auto& d : dests.as_array()) {
+        std::string dropped = Str(Path(d, {"dropped"}));
+        if (const auto& by = Path(d, {"droppedByReason"}); by.is_object()) {
+            std::string detail;
+            for (const auto& [reason, n] : by.as_object()) {
+                if (n.is_int64() && n.as_int64() > 0) {
+                    detail += (detail.empty() ? "" : ",") + std::string(reason) + "=" + Str(n);
+                }
+            }
+            if (!detail.empty()) dropped += " (" + detail + ")";
+        }
+        const bool healthy = Path(d, {"healthy"}).is_bool() && Path(d, {"healthy"}).as_bool();
+        std::printf("%-22s %-20s %-9s %-10s %-10s %-8s %-8s %-10s %-24s %s\n",
+                    Str(Path(d, {"id"})).c_str(), Str(Path(d, {"name"})).c_str(),
+                    healthy ? "yes" : "NO", Str(Path(d, {"delivered"})).c_str(),
+                    Str(Path(d, {"backlog"})).c_str(), Str(Path(d, {"retried"})).c_str(),
+                    Str(Path(d, {"failed"})).c_str(), dropped.c_str(),
+                    Str(Path(d, {"lastSuccessAt"})).c_str(),
+                    Str(healthy ? Path(d, {"lastError"}) : Path(d, {"unhealthyReason"})).c_str());
+    }
+    return 0;
+}
+
 }  // namespace
 
 std::function<int()> AddRemoteCommands(CLI::App& app) {
@@ -158,9 +232,25 @@ std::function<int()> AddRemoteCommands(CLI::App& app) {
     for (auto* s : {test, remove, send}) s->add_option("id", *id, "destination id")->required();
     for (auto* s : {list, test, remove, send}) add_remote(s);
 
+    auto* spool = app.add_subcommand("spool", "the Broadcast spool: health and replay");
+    spool->require_subcommand(1);
+    auto* spool_status =
+        spool->add_subcommand("status", "per destination: delivered, dropped, backlog, errors");
+    auto as_json = std::make_shared<bool>(false);
+    spool_status->add_flag("--json", *as_json, "print the management API's JSON answer");
+    auto* replay = spool->add_subcommand("replay", "send again records still in the spool");
+    auto replay_dest = std::make_shared<std::string>();
+    auto since = std::make_shared<std::string>();
+    replay->add_option("--destination", *replay_dest, "destination id")->required();
+    replay
+        ->add_option("--since", *since,
+                     "an ISO 8601 time (2026-11-28T10:00:00Z) or an age (90s, 15m, 2h, 1d)")
+        ->required();
+    for (auto* s : {spool_status, replay}) add_remote(s);
+
     return [=]() -> int {
-        const bool any =
-            *on || *off || *status || *add_langfuse || *list || *test || *remove || *send;
+        const bool any = *on || *off || *status || *add_langfuse || *list || *test || *remove ||
+                         *send || *spool_status || *replay;
         if (!any) return -1;
         if (remote->url.empty()) {
             const char* env = std::getenv("BEACON_URL");
@@ -193,6 +283,20 @@ std::function<int()> AddRemoteCommands(CLI::App& app) {
                               << std::endl;
                 }
             }
+            return 0;
+        }
+        if (*spool_status) return SpoolStatus(*remote, *as_json);
+        if (*replay) {
+            auto when = SinceToIso(*since);
+            if (!when) return Fail(when.error().message);
+            json::object body{{"destination", *replay_dest}, {"since", *when}};
+            auto r =
+                Call(*remote, "POST", "/api/v1/observability/spool/replay", json::serialize(body));
+            if (!r) return Fail(r.error().message);
+            if (auto e = ErrorOf(*r)) return Fail(*e);
+            std::cout << "Replaying " << Str(Path(r->body, {"data", "replayed"}))
+                      << " record(s) to " << *replay_dest << " (created since " << *when << ")"
+                      << std::endl;
             return 0;
         }
         if (*add_langfuse) {

@@ -264,10 +264,30 @@
         ['publicKey', 'Public key'],
         ['secretKey', 'Secret key'],
         ['transport', 'Transport'],
+        ['health', 'Health'],
         ['lastDelivery', 'Last delivery'],
         ['lastError', 'Last error'],
         ['delivered', 'Delivered'],
+        ['backlog', 'Waiting'],
+        ['dropped', 'Dropped'],
     ];
+
+    const DROP_REASONS = {
+        rejected: 'refused by the destination',
+        spoolFull: 'spool full',
+        queueFull: 'queue full',
+        corrupt: 'unreadable in the spool',
+        gaveUp: 'gave up',
+        shutdown: 'at shutdown',
+    };
+
+    function bytesLabel(n) {
+        if (!n) return '0 B';
+        const units = ['B', 'KiB', 'MiB', 'GiB'];
+        let i = 0;
+        while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+        return `${i ? n.toFixed(1) : n} ${units[i]}`;
+    }
 
     async function refreshDestinations() {
         refreshing = true;
@@ -397,6 +417,16 @@
             ? (h.lastErrorAt ? `${h.lastError} (${formatTime(h.lastErrorAt)})` : String(h.lastError))
             : 'none';
         f.delivered.textContent = String(h.delivered ?? 0);
+        f.health.textContent = h.healthy === false
+            ? `Unhealthy: ${h.unhealthyReason ?? h.lastError ?? 'credentials refused'}`
+            : 'Healthy';
+        f.backlog.textContent = h.backlog
+            ? `${h.backlog} record(s), ${bytesLabel(h.backlogBytes ?? 0)}${h.retried ? `, ${h.retried} retries so far` : ''}`
+            : 'none';
+        const reasons = Object.entries(h.droppedByReason ?? {})
+            .filter(([, n]) => n > 0)
+            .map(([k, n]) => `${n} ${DROP_REASONS[k] ?? k}`);
+        f.dropped.textContent = h.dropped ? `${h.dropped} (${reasons.join(', ')})` : '0';
         card.li.querySelector('.dest').dataset.healthy = h.healthy === false ? 'false' : 'true';
     }
 
