@@ -71,7 +71,7 @@ Result<std::unique_ptr<Database>, OpenError> OpenConnection(const std::string& p
     if (!db) return OpenError{db.error().message, IsCorruption(code)};
     const std::string pragmas = std::string(SyncPragma(sync)) +
                                 // Keep the WAL file from staying large after a burst.
-                                "PRAGMA journal_size_limit=67108864;";
+                                "PRAGMA journal_size_limit=4194304;";
     if (auto s = (*db)->Exec(pragmas); !s) {
         return OpenError{s.error().message, IsCorruption((*db)->last_error_code())};
     }
@@ -291,13 +291,15 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
                 del.Bind(1, upto);
                 if (int rc2 = del.Step(); rc2 != SQLITE_DONE) return fail(rc2);
             }
-            if (auto s = writer_->Exec("COMMIT"); !s) {
-                code = writer_->last_error_code();
-                return s;
-            }
             return Status::Ok();
         };
+        // Every statement is finalised before COMMIT: one still open would keep a read
+        // transaction, and the WAL could never be checkpointed.
         Status s = run();
+        if (s) {
+            if (s = writer_->Exec("COMMIT"); !s) code = writer_->last_error_code();
+        }
+        if (s) CheckpointIfLarge();
         if (s) {
             std::lock_guard lock(stats_mu_);
             last_seq_ = seq;
@@ -358,6 +360,19 @@ Result<std::optional<int64_t>> Spool::FirstSeqSince(int64_t since_ms) {
     if (q.Step() != SQLITE_ROW) return Error{"spool read failed: " + reader_->LastError()};
     if (q.Int(0) == 0) return std::optional<int64_t>{};  // NULL: no such row
     return std::optional<int64_t>{q.Int(0)};
+}
+
+void Spool::CheckpointIfLarge() {
+    // SQLite checkpoints on its own every 1000 pages, but only as far as readers allow and
+    // without shrinking the file; a large WAL is folded back and truncated here, so the disk
+    // use stays near the size bound.
+    constexpr int64_t kWalLimit = 8 << 20;
+    if (FileSize(options_.path + "-wal") < std::min<int64_t>(kWalLimit, options_.max_bytes / 2)) {
+        return;
+    }
+    if (auto s = writer_->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !s) {
+        spdlog::warn("spool: checkpoint failed: {}", s.error().message);
+    }
 }
 
 int64_t Spool::Reserve(int64_t n) {

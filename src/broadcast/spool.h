@@ -115,6 +115,7 @@ class Spool {
     Status OpenFresh();
     Status Prepare();
     Status SetAside(const std::string& why);
+    void CheckpointIfLarge();
 
     SpoolOptions options_;
     std::unique_ptr<store::sqlite::Database> writer_;

@@ -15,7 +15,10 @@
 //   rawBodies  the decoded (gunzipped) body of every export request received, accepted or not,
 //              so a privacy test can search every byte Beacon sent.
 //   exports    one entry per export request: {seq, path, at, answeredAt, status, headers, gzip,
-//              bodyBytes, decodedBytes, error, injected, dropped, clientClosed, accepted}.
+//              bodyBytes, decodedBytes, error, injected, dropped, clientClosed, accepted,
+//              rejectedIds}. `at` and `answeredAt` are Unix epoch ms (fractional) on this
+//              process's clock; rejectedIds lists the observation ids rejectObservations refused
+//              (null when it did not act). exports[i] and rawBodies[i] are the same request.
 //   ingestionItems  one entry per legacy batch item: {eventId, type, bodyId, status, attempt}.
 //
 // view() applies Langfuse's documented mapping (langfuse.md 4.2, 4.3, 9) and returns what the
@@ -30,7 +33,22 @@
 // Failure injection acts on "export requests" (POST to the OTLP or the ingestion path), before
 // any check, in the order the calls were made: failNext(n, {...}) and dropConnections(n) append
 // to one queue. setDelay(ms) delays every answer. A delayed answer whose client went away is
-// not recorded (the client saw a failure and will resend).
+// not recorded (the client saw a failure and will resend). For outages and long faults:
+//   setFailure({status, body, headers, delayMs})  a standing failure: while set, EVERY export
+//              request gets that answer, before any check (wrong keys included), and is recorded
+//              in `exports` with injected: true and nothing accepted. The failNext queue is not
+//              consumed meanwhile. setFailure(null) restores normal answers.
+//   rejectObservations(predicate)  OTLP only: an export that passes every check but holds a span
+//              for which predicate(record) is truthy is answered 400 {"error": ...} as a whole and
+//              nothing of it is recorded, as real Langfuse does with one bad record in a batch.
+//              `record` is what `spans` would hold: {id (the hex spanId), traceId, parentId,
+//              name, type, attrs (decoded attributes), span (raw), ...}. The export entry gets
+//              injected: true and rejectedIds. null removes it. (Legacy: see reject207Items.)
+//   pause() / resume()  pause closes the listening socket and destroys every open connection,
+//              so the port refuses connections (ECONNREFUSED); exports in progress show as
+//              dropped and requests in progress as 'closed'. resume() listens again on the same
+//              127.0.0.1 port, so the URL a client was configured with stays valid. Records,
+//              the logs and every setting survive both; reset() does not resume.
 //
 // Test Connection outcomes (Beacon's GET /api/public/projects and /api/public/health probes,
 // langfuse.md section 5) can be produced on purpose:
@@ -663,12 +681,37 @@ function tomlString(s) {
     return JSON.stringify(String(s));
 }
 
+function tomlInt(v, key) {
+    if (!Number.isSafeInteger(v)) throw new TypeError(`broadcastToml: ${key} must be an integer, got ${shortJson(v)}`);
+    return String(v);
+}
+
 /**
- * The [broadcast] section Beacon reads, to append to the gateway config. Each destination:
- * {url, name, publicKey, secretKey | secretKeyEnv, privacyMode, transport}.
+ * The [broadcast] section Beacon reads, to append to the gateway config. Options left out are
+ * not written (Beacon's defaults apply):
+ *   flushIntervalMs   broadcast.flush_interval_ms (default 50 here)
+ *   enabled           broadcast.enabled (default true; null writes no line)
+ *   maxBatchRecords, retryBaseMs, retryMaxMs   broadcast.max_batch_records, retry_base_ms, retry_max_ms
+ *   spool             {flushIntervalMs, maxBytes, sync}: the [broadcast.spool] table
+ *   destinations      [{url, name, publicKey, secretKey | secretKeyEnv, privacyMode, transport,
+ *                     timeoutMs}] (default none); a destination's id is "cfg-<name>"
  */
-export function broadcastToml({ flushIntervalMs = 50, destinations }) {
-    let out = `\n[broadcast]\nenabled = true\nflush_interval_ms = ${flushIntervalMs}\n`;
+export function broadcastToml({
+    flushIntervalMs = 50, enabled = true, maxBatchRecords, retryBaseMs, retryMaxMs, spool, destinations = [],
+} = {}) {
+    let out = '\n[broadcast]\n';
+    if (enabled !== null) out += `enabled = ${enabled ? 'true' : 'false'}\n`;
+    out += `flush_interval_ms = ${tomlInt(flushIntervalMs, 'flushIntervalMs')}\n`;
+    for (const [key, v] of [['max_batch_records', maxBatchRecords], ['retry_base_ms', retryBaseMs], ['retry_max_ms', retryMaxMs]]) {
+        if (v !== undefined) out += `${key} = ${tomlInt(v, key)}\n`;
+    }
+    if (spool) {
+        // A sub-table: every plain [broadcast] key must come before it.
+        out += '\n[broadcast.spool]\n';
+        if (spool.flushIntervalMs !== undefined) out += `flush_interval_ms = ${tomlInt(spool.flushIntervalMs, 'spool.flushIntervalMs')}\n`;
+        if (spool.maxBytes !== undefined) out += `max_bytes = ${tomlInt(spool.maxBytes, 'spool.maxBytes')}\n`;
+        if (spool.sync !== undefined) out += `sync = ${tomlString(spool.sync)}\n`;
+    }
     destinations.forEach((d, i) => {
         out += '\n[[broadcast.destinations]]\ntype = "langfuse"\n';
         out += `name = ${tomlString(d.name ?? `langfuse-${i + 1}`)}\n`;
@@ -678,6 +721,7 @@ export function broadcastToml({ flushIntervalMs = 50, destinations }) {
         out += `base_url = ${tomlString(d.url)}\n`;
         out += `privacy_mode = ${d.privacyMode ? 'true' : 'false'}\n`;
         out += `transport = ${tomlString(d.transport ?? 'otlp')}\n`;
+        if (d.timeoutMs !== undefined) out += `timeout_ms = ${tomlInt(d.timeoutMs, 'timeoutMs')}\n`;
     });
     return out;
 }
@@ -756,19 +800,39 @@ export async function startFakeLangfuse({
     let actions = [];
     let delayMs = 0;
     let itemPredicate = null;
+    // A standing failure ({status, body, headers, delayMs}) answered to every export, or null.
+    let failure = null;
+    // rejectObservations' predicate, or null.
+    let rejectPredicate = null;
+    // pause(): the listening socket is closed and every connection destroyed.
+    let paused = false;
     let epoch = 0;
     let seq = 0;
     const waiters = new Set();
+    // Every open socket, so that pause() can destroy them all (idle keep-alive ones included).
+    const sockets = new Set();
 
     const observationCount = () => spans.filter((s) => s.kind !== 'trace-create').length;
+
+    // Load tests record thousands of observations; an error message lists the last ones only.
+    const DESCRIBE_MAX_LINES = 200;
+    function lastLines(lines) {
+        if (lines.length <= DESCRIBE_MAX_LINES) return lines.join('\n') || '  (none)';
+        return [`  ... ${lines.length - DESCRIBE_MAX_LINES} earlier line(s) left out`,
+            ...lines.slice(-DESCRIBE_MAX_LINES)].join('\n');
+    }
 
     function describeState() {
         const obs = spans.filter((s) => s.kind !== 'trace-create')
             .map((s) => `  ${s.transport} ${s.kind} id=${s.id} trace=${s.traceId} name=${shortJson(s.name, 60)}`);
         const ex = exports.map((e) => `  #${e.seq} ${e.path} -> ${e.dropped ? 'dropped' : e.clientClosed ? 'client closed' : e.status}` +
             `${e.injected ? ' (injected)' : ''}${e.error ? ` ${e.error.slice(0, 400)}` : ''}`);
-        return `observations received (${obs.length}):\n${obs.join('\n') || '  (none)'}\n` +
-            `export requests (${ex.length}):\n${ex.join('\n') || '  (none)'}`;
+        const modes = [paused ? 'paused (connections refused)' : null,
+            failure ? `standing failure ${failure.status}` : null,
+            rejectPredicate ? 'rejectObservations set' : null].filter(Boolean);
+        return `observations received (${obs.length}):\n${lastLines(obs)}\n` +
+            `export requests (${ex.length}):\n${lastLines(ex)}` +
+            (modes.length > 0 ? `\nfault modes now: ${modes.join(', ')}` : '');
     }
 
     function notify() {
@@ -888,6 +952,9 @@ export async function startFakeLangfuse({
             });
             req.on('end', () => resolve(Buffer.concat(chunks)));
             req.on('error', reject);
+            // A connection destroyed mid-body (pause(), a client that gives up) may end the
+            // request without 'end' or 'error'; after 'end' this reject is a no-op.
+            req.once('close', () => reject(new Error('connection closed before the body was read')));
         });
     }
 
@@ -942,6 +1009,18 @@ export async function startFakeLangfuse({
             resourceAttrs: d.resourceAttrs,
             scope: d.scope,
         }));
+        if (rejectPredicate) {
+            // The whole request fails, as real Langfuse answers a batch with one bad record.
+            const refused = records.filter((r) => rejectPredicate(r));
+            if (refused.length > 0) {
+                const ids = refused.map((r) => r.id);
+                return {
+                    status: 400,
+                    body: { error: `Invalid request data: observation(s) ${ids.join(', ')} refused (rejectObservations)` },
+                    rejectedIds: ids,
+                };
+            }
+        }
         return { status: 200, body: {}, records };
     }
 
@@ -1050,12 +1129,14 @@ export async function startFakeLangfuse({
             dropped: false,
             clientClosed: false,
             accepted: 0,
+            rejectedIds: null,
         };
         exports.push(entry);
         rawBodies.push(decoded.toString('utf8'));
         notify();
 
-        const action = actions.shift();
+        // A standing failure wins over the queue, which waits (unconsumed) until it is lifted.
+        const action = failure ?? actions.shift();
         if (action?.drop) {
             if (logEntry) logEntry.outcome = 'closed';
             entry.dropped = true;
@@ -1076,8 +1157,14 @@ export async function startFakeLangfuse({
         } else {
             outcome = handleIngestion(req, raw);
         }
+        if (outcome.rejectedIds) {
+            entry.injected = true;
+            entry.rejectedIds = outcome.rejectedIds;
+        }
         const wait = (action?.delayMs ?? 0) + delayMs;
         const alive = await waitUnlessClosed(res, wait);
+        // pause() already marked it dropped: the fake, not the client, ended it.
+        if (entry.dropped) return;
         if (!alive) {
             entry.clientClosed = true;
             entry.answeredAt = nowMs();
@@ -1169,7 +1256,23 @@ export async function startFakeLangfuse({
         });
     });
     server.requestTimeout = 0;
+    server.on('connection', (socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+    });
     const actualPort = await listenLoopback(server, port);
+
+    function checkFailure(f) {
+        if (!isPlainObject(f)) throw new TypeError(`setFailure takes {status, body, headers, delayMs} or null, got ${shortJson(f)}`);
+        const { status, body, headers = {}, delayMs: d = 0 } = f;
+        if (!Number.isInteger(status) || status < 100 || status > 599) throw new TypeError(`setFailure: status must be an HTTP status, got ${shortJson(status)}`);
+        if (!isPlainObject(headers)) throw new TypeError(`setFailure: headers must be an object, got ${shortJson(headers)}`);
+        if (body !== undefined && typeof body !== 'string' && !isPlainObject(body) && !Array.isArray(body)) {
+            throw new TypeError(`setFailure: body must be a string or JSON object/array, got ${shortJson(body)}`);
+        }
+        if (!Number.isFinite(d) || d < 0) throw new TypeError(`setFailure: delayMs must be >= 0, got ${shortJson(d)}`);
+        return { status, body, headers: { ...headers }, delayMs: d };
+    }
 
     return {
         url: `http://127.0.0.1:${actualPort}`,
@@ -1209,6 +1312,69 @@ export async function startFakeLangfuse({
         /** The next n export requests get their socket destroyed without an answer. */
         dropConnections(n) {
             for (let i = 0; i < n; i++) actions.push({ drop: true });
+        },
+        /**
+         * {status, body, headers, delayMs}: from now on EVERY export request gets this answer
+         * (before any check; recorded with injected: true, nothing accepted) until
+         * setFailure(null). The failNext/dropConnections queue waits meanwhile.
+         */
+        setFailure(f) {
+            failure = f === null || f === undefined ? null : checkFailure(f);
+        },
+        /** The standing failure set by setFailure, or null. */
+        get failure() {
+            return failure ? structuredClone(failure) : null;
+        },
+        /**
+         * OTLP: predicate(record) is called for every span of an otherwise valid export
+         * (record: {id: hex spanId, traceId, parentId, name, type, attrs, span, ...}); if it is
+         * truthy for any, the whole export is answered 400 and nothing of it is recorded.
+         * null removes it.
+         */
+        rejectObservations(predicate) {
+            if (predicate !== null && predicate !== undefined && typeof predicate !== 'function') {
+                throw new TypeError('rejectObservations takes a function or null');
+            }
+            rejectPredicate = predicate ?? null;
+        },
+        /**
+         * Closes the listening socket and destroys every open connection: the port refuses
+         * connections until resume(). Exports in progress are marked dropped.
+         */
+        async pause() {
+            if (paused) return;
+            paused = true;
+            const t = nowMs();
+            for (const e of exports) {
+                if (e.answeredAt !== null) continue;
+                e.dropped = true;
+                e.answeredAt = t;
+            }
+            for (const r of requests) {
+                if (r.outcome !== 'pending' && r.outcome !== 'hang') continue;
+                r.outcome = 'closed';
+                r.endedAt = t;
+            }
+            const closed = new Promise((resolve) => server.close(() => resolve()));
+            for (const socket of sockets) socket.destroy();
+            server.closeAllConnections();
+            await closed;
+            notify();
+        },
+        /** Listens again on the same 127.0.0.1 port. */
+        async resume() {
+            if (!paused) return;
+            try {
+                await listenLoopback(server, actualPort);
+            } catch (err) {
+                throw new Error(`fake Langfuse: cannot listen on 127.0.0.1:${actualPort} again: ${err.message}`);
+            }
+            paused = false;
+            notify();
+        },
+        /** True between pause() and resume(). */
+        get paused() {
+            return paused;
         },
         /** Delays every answer by ms (0 to stop). */
         setDelay(ms) {
@@ -1274,8 +1440,10 @@ export async function startFakeLangfuse({
         /** A human-readable list of what arrived, for assertion messages. */
         describe: describeState,
         /**
-         * Clears records, injections, delay, the item predicate and the request log, and
-         * restores the keys, version, projects, organisation keys and modes given at start.
+         * Clears records, injections (the standing failure and rejectObservations included),
+         * delay, the item predicate and the request log, and restores the keys, version,
+         * projects, organisation keys and modes given at start. It does not resume a paused
+         * fake (resume() is asynchronous).
          */
         reset() {
             epoch += 1;
@@ -1289,12 +1457,16 @@ export async function startFakeLangfuse({
             actions = [];
             delayMs = 0;
             itemPredicate = null;
+            failure = null;
+            rejectPredicate = null;
             keys = { ...initialKeys };
         },
         async close() {
             for (const w of waiters) w.settle(() => w.reject(new Error('fake Langfuse closed')));
+            for (const socket of sockets) socket.destroy();
             server.closeAllConnections();
-            await new Promise((resolve) => server.close(() => resolve()));
+            // A paused server is not listening: there is nothing left to close.
+            if (!paused) await new Promise((resolve) => server.close(() => resolve()));
         },
     };
 }

@@ -6,6 +6,7 @@
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
@@ -1085,6 +1086,200 @@ describe('fake Langfuse', { timeout: 60_000 }, () => {
             const got = await withTimeout(waiting, 5000, 'waitForRequests');
             assert.deepEqual(got.map((r) => r.path), ['/api/public/health', '/api/public/health']);
             await assert.rejects(fake.waitForRequests(1, { path: '/nowhere', timeoutMs: 100 }), /1 request\(s\) to \/nowhere/);
+        });
+    });
+
+    describe('fault modes: standing failure, rejected observations, pause', () => {
+        const OTHER_SPAN_ID = 'c3d4e5f6a7081920';
+
+        /** A connection attempt to the port; resolves with the error code ('connected' if none). */
+        function tryConnect(port) {
+            return new Promise((resolve) => {
+                const socket = net.connect({ port, host: '127.0.0.1' });
+                socket.once('connect', () => {
+                    socket.destroy();
+                    resolve('connected');
+                });
+                socket.once('error', (err) => resolve(err.code));
+            });
+        }
+
+        test('setFailure answers every export with the given status, headers and body until cleared', async () => {
+            fake.setFailure({ status: 503, body: { message: 'down for maintenance' } });
+            assert.deepEqual(fake.failure, { status: 503, body: { message: 'down for maintenance' }, headers: {}, delayMs: 0 });
+            for (let i = 0; i < 3; i++) {
+                const r = await postOtlp(fake, otlpPayload([exampleGenerationSpan()]));
+                assert.equal(r.status, 503);
+                assert.deepEqual(r.body, { message: 'down for maintenance' });
+            }
+            // The legacy endpoint too, and before the auth check: wrong keys get the failure.
+            const legacy = await postIngestion(fake, exampleBatch(), { auth: basic('pk-x', 'sk-y') });
+            assert.equal(legacy.status, 503);
+            assert.equal(fake.spans.length, 0, 'nothing is recorded during a standing failure');
+            assert.deepEqual(fake.exports.map((e) => [e.status, e.injected, e.accepted]),
+                [[503, true, 0], [503, true, 0], [503, true, 0], [503, true, 0]]);
+            assert.equal(fake.ingestionItems.length, 0);
+            // Probes are not exports: Test Connection still works during an export outage.
+            const probe = await fetch(`${fake.url}/api/public/projects`, { headers: { authorization: basic() } });
+            assert.equal(probe.status, 200);
+            await probe.body.cancel();
+
+            fake.setFailure(null);
+            assert.equal(fake.failure, null);
+            const ok = await postOtlp(fake, otlpPayload([exampleGenerationSpan()]));
+            assert.equal(ok.status, 200);
+            assert.equal(fake.spans.length, 1);
+        });
+
+        test('setFailure with 429 and Retry-After; a text body; an extra delay', async () => {
+            fake.setFailure({ status: 429, headers: { 'Retry-After': '2' }, body: { message: 'rate limited' } });
+            const r = await postOtlp(fake, otlpPayload([exampleGenerationSpan()]));
+            assert.equal(r.status, 429);
+            assert.equal(r.headers.get('retry-after'), '2');
+            assert.deepEqual(r.body, { message: 'rate limited' });
+            fake.setFailure({ status: 502, body: '<html>bad gateway</html>', delayMs: 150 });
+            const t0 = performance.now();
+            const t = await postOtlp(fake, otlpPayload([exampleGenerationSpan()]));
+            assert.ok(performance.now() - t0 >= 140, 'the delay of the failure is applied');
+            assert.equal(t.status, 502);
+            assert.equal(t.text, '<html>bad gateway</html>');
+            assert.match(t.headers.get('content-type'), /^text\/plain/);
+            assert.ok(fake.exports.every((e) => e.injected && e.status !== 200));
+        });
+
+        test('the failNext queue waits while a standing failure is set, and is consumed after', async () => {
+            fake.failNext(1, { status: 500 });
+            fake.setFailure({ status: 503 });
+            assert.equal((await postOtlp(fake, otlpPayload([exampleGenerationSpan()]))).status, 503);
+            assert.equal((await postOtlp(fake, otlpPayload([exampleGenerationSpan()]))).status, 503);
+            fake.setFailure(null);
+            assert.equal((await postOtlp(fake, otlpPayload([exampleGenerationSpan()]))).status, 500, 'the queued failure comes next');
+            assert.equal((await postOtlp(fake, otlpPayload([exampleGenerationSpan()]))).status, 200);
+        });
+
+        test('setFailure refuses malformed failures; reset clears the standing failure', async () => {
+            for (const bad of [{}, { status: '503' }, { status: 42 }, { status: 503, headers: 'x' }, { status: 503, delayMs: -1 },
+                { status: 503, body: 7 }, 503]) {
+                assert.throws(() => fake.setFailure(bad), TypeError, JSON.stringify(bad));
+            }
+            fake.setFailure({ status: 500 });
+            fake.reset();
+            assert.equal(fake.failure, null);
+            assert.equal((await postOtlp(fake, otlpPayload([exampleGenerationSpan()]))).status, 200);
+        });
+
+        test('rejectObservations refuses the whole export holding a matching span (400, nothing recorded)', async () => {
+            const seen = [];
+            fake.rejectObservations((r) => {
+                seen.push(r);
+                return r.id === OTHER_SPAN_ID;
+            });
+            const good = exampleGenerationSpan();
+            const bad = exampleGenerationSpan({ spanId: OTHER_SPAN_ID, name: 'refused one' });
+            const r = await postOtlp(fake, otlpPayload([good, bad]));
+            assert.equal(r.status, 400, r.text);
+            assert.equal(typeof r.body.error, 'string');
+            assert.match(r.body.error, new RegExp(OTHER_SPAN_ID));
+            assert.equal(fake.spans.length, 0, 'the good span of a refused export is not recorded either');
+            // The predicate sees each span's observation id and decoded attributes.
+            assert.deepEqual(seen.map((s) => s.id), [SPAN_ID, OTHER_SPAN_ID]);
+            assert.equal(seen[1].attrs['langfuse.observation.type'], 'generation');
+            assert.equal(seen[1].name, 'refused one');
+            assert.equal(seen[1].traceId, TRACE_ID);
+            const [e] = fake.exports;
+            assert.equal(e.status, 400);
+            assert.equal(e.injected, true);
+            assert.deepEqual(e.rejectedIds, [OTHER_SPAN_ID]);
+            assert.equal(e.accepted, 0);
+
+            // The good record alone (what a client splitting the batch sends) is accepted.
+            const alone = await postOtlp(fake, otlpPayload([good]));
+            assert.equal(alone.status, 200);
+            assert.deepEqual(fake.spans.map((s) => s.id), [SPAN_ID]);
+            assert.equal(fake.exports[1].rejectedIds, null);
+            assert.equal(fake.exports[1].injected, false);
+            // The bad one alone keeps being refused.
+            assert.equal((await postOtlp(fake, otlpPayload([bad]))).status, 400);
+            fake.rejectObservations(null);
+            assert.equal((await postOtlp(fake, otlpPayload([bad]))).status, 200);
+            assert.deepEqual(fake.spans.map((s) => s.id), [SPAN_ID, OTHER_SPAN_ID]);
+        });
+
+        test('rejectObservations acts only on exports that pass every other check', async () => {
+            fake.rejectObservations(() => true);
+            const wrongKey = await postOtlp(fake, otlpPayload([exampleGenerationSpan()]), { auth: basic(PK, 'sk-wrong') });
+            assert.equal(wrongKey.status, 401);
+            const invalid = await postOtlp(fake, otlpPayload([exampleGenerationSpan({ traceId: 'nothex' })]));
+            assert.equal(invalid.status, 400);
+            assert.match(invalid.body.error, /traceId/);
+            assert.deepEqual(fake.exports.map((e) => [e.rejectedIds, e.injected]), [[null, false], [null, false]]);
+            // The legacy endpoint is left to reject207Items.
+            assert.equal((await postIngestion(fake, exampleBatch())).status, 207);
+            fake.reset();
+            assert.equal((await postOtlp(fake, otlpPayload([exampleGenerationSpan()]))).status, 200, 'reset removes the predicate');
+        });
+
+        test('pause refuses connections on the port; resume listens on the same port and keeps the records', async () => {
+            const own = await startFakeLangfuse();
+            try {
+                assert.equal((await postOtlp(own, otlpPayload([exampleGenerationSpan()]))).status, 200);
+                // A keep-alive connection is open now; pause must end it too.
+                await own.pause();
+                assert.equal(own.paused, true);
+                assert.equal(await tryConnect(own.port), 'ECONNREFUSED');
+                await assert.rejects(postOtlp(own, otlpPayload([exampleGenerationSpan()])), (err) => {
+                    assert.equal(err.cause?.code, 'ECONNREFUSED', String(err.cause));
+                    return true;
+                });
+                await assert.rejects(fetch(`${own.url}/api/public/health`));
+                await own.pause(); // a second pause is harmless
+                assert.equal(own.exports.length, 1, 'a refused connection is no export');
+
+                await own.resume();
+                assert.equal(own.paused, false);
+                assert.equal(await tryConnect(own.port), 'connected');
+                const again = await postOtlp(own, otlpPayload([exampleGenerationSpan()]));
+                assert.equal(again.status, 200);
+                assert.equal(own.spans.length, 2, 'records from before the pause are kept');
+                assert.deepEqual(own.exports.map((e) => e.status), [200, 200]);
+                await own.resume(); // a second resume is harmless
+            } finally {
+                await own.close();
+            }
+        });
+
+        test('pause ends an export in progress: the client gets no answer and nothing is recorded', async () => {
+            const own = await startFakeLangfuse();
+            try {
+                own.setDelay(5000);
+                const pending = postOtlp(own, otlpPayload([exampleGenerationSpan()]));
+                await own.waitFor(() => own.exports.length === 1, { what: 'the export to arrive' });
+                const t0 = performance.now();
+                await own.pause();
+                await assert.rejects(pending);
+                assert.ok(performance.now() - t0 < 2000, 'pause does not wait for the delayed answer');
+                const [e] = own.exports;
+                assert.equal(e.dropped, true);
+                assert.equal(e.clientClosed, false);
+                assert.equal(e.status, null);
+                assert.notEqual(e.answeredAt, null);
+                assert.equal(own.requests[0].outcome, 'closed');
+                // Once the delay has passed, the dropped export must still not be recorded.
+                await own.resume();
+                own.setDelay(0);
+                assert.equal((await postOtlp(own, otlpPayload([exampleGenerationSpan()]))).status, 200);
+                assert.equal(own.spans.length, 1);
+            } finally {
+                await own.close();
+            }
+        });
+
+        test('close works while paused and rejects pending waiters', async () => {
+            const own = await startFakeLangfuse();
+            await own.pause();
+            const waiting = own.waitForExports(1, { timeoutMs: 5000 });
+            await withTimeout(own.close(), 5000, 'close while paused');
+            await assert.rejects(waiting, /closed/);
         });
     });
 

@@ -192,11 +192,14 @@ export async function startBeacon({ config, dataDir, env = {} }) {
     };
 }
 
-/** The gateway config every integration test uses, pointed at a fake upstream. */
-export function gatewayConfig(fakeUrl, { extraServer = '' } = {}) {
+/**
+ * The gateway config every integration test uses, pointed at a fake upstream. `extraServer` is
+ * added to [server]; `maxBodyBytes` replaces the 64 KiB request body limit.
+ */
+export function gatewayConfig(fakeUrl, { extraServer = '', maxBodyBytes = 65536 } = {}) {
     return `[server]
 sse_keepalive_ms = 100
-max_body_bytes = 65536
+max_body_bytes = ${maxBodyBytes}
 ${extraServer}
 [[providers]]
 name = "fake"
