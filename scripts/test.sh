@@ -21,8 +21,8 @@ echo "== build (ASan + UBSan) and test"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBEACON_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 # The fault tests' outages last 60 s in the pass above; 10 s is enough to exercise the same paths
-# under the sanitizers.
-BEACON_FAULT_OUTAGE_MS=10000 \
+# under the sanitizers, whose quarantine and shadow memory need a larger RSS bound.
+BEACON_FAULT_OUTAGE_MS=10000 BEACON_FAULT_RSS_LIMIT_MIB=1024 \
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j1
 

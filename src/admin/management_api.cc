@@ -275,6 +275,7 @@ json::object HealthJson(const broadcast::DestinationHealth& h) {
                                          {"spoolFull", h.dropped_spool_full},
                                          {"queueFull", h.dropped_queue_full},
                                          {"corrupt", h.dropped_corrupt},
+                                         {"spoolError", h.dropped_spool_error},
                                          {"gaveUp", h.dropped_gave_up},
                                          {"shutdown", h.dropped_shutdown}}},
         {"backlog", h.backlog},

@@ -51,9 +51,10 @@ void RenderBroadcastMetrics(const broadcast::Broadcaster& broadcaster, std::stri
                  "Records that will never be delivered, by reason");
     for (const auto& h : health) {
         const std::pair<const char*, int64_t> reasons[] = {
-            {"rejected", h.dropped_rejected},     {"spool_full", h.dropped_spool_full},
-            {"queue_full", h.dropped_queue_full}, {"corrupt", h.dropped_corrupt},
-            {"gave_up", h.dropped_gave_up},       {"shutdown", h.dropped_shutdown}};
+            {"rejected", h.dropped_rejected},       {"spool_full", h.dropped_spool_full},
+            {"queue_full", h.dropped_queue_full},   {"corrupt", h.dropped_corrupt},
+            {"spool_error", h.dropped_spool_error}, {"gave_up", h.dropped_gave_up},
+            {"shutdown", h.dropped_shutdown}};
         for (const auto& [reason, n] : reasons) {
             AppendSample(out, "beacon_broadcast_dropped_total",
                          Label("destination", h.id) + "," + Label("reason", reason),

@@ -58,12 +58,13 @@ bool ShouldLog(int64_t count) { return count == 1 || count % 1000 == 0; }
 // In "continuous" mode, mem_ holds exactly the wanted records in (taken_, known_upto_]. When
 // memory overflows (or after a restart) the exporter switches to "catch-up": it reads
 // (taken_, known_upto_] from the spool, and goes back to continuous once it has caught up.
-class Broadcaster::Exporter {
+class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::Exporter> {
   public:
     struct Item {
         int64_t seq = 0;
         trace::RecordPtr record;
         int64_t bytes = 0;
+        bool durable = true;  // false: the spool write failed; only memory holds it
     };
 
     Exporter(asio::io_context& ioc, const config::BroadcastConfig& options, Spool* spool,
@@ -76,7 +77,8 @@ class Broadcaster::Exporter {
           rng_(std::random_device{}()),
           taken_(start_after),
           known_upto_(known_upto),
-          continuous_(start_after >= known_upto) {}
+          continuous_(start_after >= known_upto),
+          spool_generation_(spool ? spool->corrupt_set_aside() : 0) {}
 
     // A copy: the destination may be replaced while other threads read it.
     config::DestinationConfig config() const {
@@ -133,7 +135,7 @@ class Broadcaster::Exporter {
                     backlog_bytes_ += item.bytes;
                     mem_bytes_ += item.bytes;
                     mem_.push_back(std::move(item));
-                } else if (spool_) {
+                } else if (spool_ && item.durable) {
                     // The spool has it: read it back from there once memory has room.
                     backlog_ += 1;
                     backlog_bytes_ += item.bytes;
@@ -141,11 +143,12 @@ class Broadcaster::Exporter {
                         continuous_ = false;
                         taken_ =
                             mem_.empty() ? std::max(taken_, known_upto_) : mem_.front().seq - 1;
-                        mem_.clear();
-                        mem_bytes_ = 0;
+                        ClearMemory();
                         spdlog::info("broadcast: {} is behind; reading from the spool",
                                      config_.name);
                     }
+                } else if (spool_) {
+                    ++dropped_spool_error_;  // neither in the spool nor room in memory
                 } else {
                     ++dropped_queue_full_;
                     if (ShouldLog(dropped_queue_full_)) {
@@ -161,7 +164,11 @@ class Broadcaster::Exporter {
                 wake = true;
             }
         }
-        if (wake) asio::post(wake_.get_executor(), [self = this] { self->wake_.cancel(); });
+        if (wake) {
+            asio::post(wake_.get_executor(), [weak = weak_from_this()] {
+                if (auto self = weak.lock()) self->wake_.cancel();
+            });
+        }
     }
 
     // Any thread: the spool's size bound removed every row up to `upto`; `rows` are those of
@@ -177,6 +184,8 @@ class Broadcaster::Exporter {
             }
         }
         while (!mem_.empty() && mem_.front().seq <= upto) {
+            // Held in memory only (the spool write failed): the bound takes it too.
+            if (!mem_.front().durable) Forget(dropped_spool_full_, mem_.front());
             mem_bytes_ -= mem_.front().bytes;
             mem_.pop_front();
         }
@@ -201,12 +210,31 @@ class Broadcaster::Exporter {
         std::lock_guard lock(mu_);
         taken_ = std::min(taken_, from_seq - 1);
         continuous_ = false;
-        mem_.clear();
-        mem_bytes_ = 0;
+        ClearMemory();
         backlog_ += records;
         backlog_bytes_ += bytes;
         waiting_ = false;
         wake_.cancel();
+    }
+
+    // Any thread: the spool file was damaged and replaced; what this destination had not read
+    // from it yet is gone (counted), what it holds in memory or in flight still goes.
+    void SpoolReplaced(int64_t generation, int64_t upto) {
+        std::lock_guard lock(mu_);
+        if (generation == spool_generation_) return;
+        spool_generation_ = generation;
+        if (continuous_) return;  // everything it still needs is in memory
+        const int64_t held = inflight_n_;
+        const int64_t lost = std::max<int64_t>(0, backlog_ - held);
+        dropped_corrupt_ += lost;
+        backlog_ = held;
+        backlog_bytes_ = std::min(backlog_bytes_, inflight_bytes_);
+        taken_ = std::max(taken_, upto);
+        continuous_ = known_upto_ == taken_;
+        if (lost) {
+            spdlog::error("broadcast: {} lost {} record(s) with the damaged spool", config_.name,
+                          lost);
+        }
     }
 
     int64_t taken() const {
@@ -217,6 +245,7 @@ class Broadcaster::Exporter {
     // Broadcast thread from here on.
     asio::awaitable<void> Run() {
         for (;;) {
+            if (aborted_) break;
             bool has_work = false;
             bool fill = false;
             {
@@ -236,18 +265,30 @@ class Broadcaster::Exporter {
                 flush_timer_.expires_after(milliseconds(options_.flush_interval_ms));
                 co_await flush_timer_.async_wait(kTuple);
             }
-            auto batch = TakeBatch();
-            if (batch.empty()) continue;
-            {
-                std::lock_guard lock(mu_);
-                inflight_first_ = batch.front().seq;
-                inflight_last_ = batch.back().seq;
+            bool read_failed = false;
+            auto batch = TakeBatch(read_failed);
+            if (read_failed) {
+                // Not read is not lost: try again shortly (the writer may be replacing a
+                // damaged file meanwhile).
+                backoff_timer_.expires_after(milliseconds(1000));
+                co_await backoff_timer_.async_wait(kTuple);
+                continue;
+            }
+            if (batch.empty()) {
+                // Let the other destinations and posted work run between two reads.
+                co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+                continue;
             }
             co_await Deliver(std::move(batch));
             if (aborted_) break;  // the batch stays in the spool: the cursor keeps it
             std::lock_guard lock(mu_);
             inflight_first_ = 0;
-            inflight_last_ = 0;
+            inflight_n_ = 0;
+            inflight_bytes_ = 0;
+        }
+        {
+            std::lock_guard lock(mu_);
+            waiting_ = false;
         }
         finished_ = true;
     }
@@ -268,12 +309,17 @@ class Broadcaster::Exporter {
         flush_timer_.cancel();
         wake_.cancel();
         std::lock_guard lock(mu_);
-        if (!spool_) dropped_shutdown_ += static_cast<int64_t>(mem_.size());
+        if (!spool_) {
+            for (const auto& item : mem_) Forget(dropped_shutdown_, item);
+            mem_.clear();
+            mem_bytes_ = 0;
+            taken_ = known_upto_;  // nothing to read back: there is no spool
+            return;
+        }
         if (continuous_ && !mem_.empty()) taken_ = mem_.front().seq - 1;
         if (continuous_ && mem_.empty()) taken_ = std::max(taken_, known_upto_);
         continuous_ = false;
-        mem_.clear();
-        mem_bytes_ = 0;
+        ClearMemory();
     }
 
     bool finished() const { return finished_; }
@@ -297,6 +343,7 @@ class Broadcaster::Exporter {
         h.dropped_rejected = dropped_rejected_;
         h.dropped_spool_full = dropped_spool_full_;
         h.dropped_corrupt = dropped_corrupt_;
+        h.dropped_spool_error = dropped_spool_error_;
         h.dropped_gave_up = dropped_gave_up_;
         h.dropped_shutdown = dropped_shutdown_;
         h.last_success_unix_ms = last_success_ms_;
@@ -316,7 +363,8 @@ class Broadcaster::Exporter {
     }
 
   private:
-    std::vector<Item> TakeBatch() {
+    // The next batch, marked in flight (under the same lock, so the cursor never passes it).
+    std::vector<Item> TakeBatch(bool& read_failed) {
         std::vector<Item> batch;
         int64_t bytes = 0;
         const auto max_records = static_cast<size_t>(options_.max_batch_records);
@@ -334,33 +382,31 @@ class Broadcaster::Exporter {
                     mem_.pop_front();
                 }
                 if (!batch.empty()) taken_ = std::max(taken_, batch.back().seq);
+                MarkInFlight(batch, bytes);
                 return batch;
             }
             after = taken_;
             upto = known_upto_;
         }
-        // Catch-up: read the next rows from the spool (wanted here or not).
+        // Catch-up: the next rows for this destination from the spool.
         const int limit = options_.max_batch_records;
-        auto rows = spool_->Read(after, upto, limit);
+        auto rows = spool_->Read(after, upto, limit, id_);
         std::lock_guard lock(mu_);
         if (!rows) {
-            // An unreadable spool: what it held for us is lost; start again from what is new.
-            const int64_t lost = std::max<int64_t>(0, backlog_);
-            dropped_corrupt_ += lost;
-            backlog_ = 0;
-            backlog_bytes_ = 0;
-            spdlog::error("broadcast: {} cannot read the spool ({}); {} record(s) lost",
-                          config_.name, rows.error().message, lost);
-            taken_ = std::max(taken_, upto);
-            continuous_ = known_upto_ == upto;
+            ++read_failures_;
+            if (ShouldLog(read_failures_)) {
+                spdlog::error("broadcast: {} cannot read the spool: {}", config_.name,
+                              rows.error().message);
+            }
+            read_failed = true;
             return batch;
         }
-        int64_t reached = upto;
+        // Fewer rows than asked: every row for us up to `upto` was read.
+        int64_t reached = static_cast<int>(rows->size()) < limit ? upto : rows->back().seq;
         for (auto& row : *rows) {
             if (row.seq <= taken_ || row.seq <= evicted_upto_) continue;  // counted when evicted
-            if (!ListsDestination(row.dests, id_)) continue;
             if (!batch.empty() && bytes + row.bytes > max_bytes) {
-                reached = batch.back().seq;
+                reached = row.seq - 1;
                 break;
             }
             auto decoded = trace::DecodeRecord(row.body);
@@ -377,14 +423,37 @@ class Broadcaster::Exporter {
                 row.seq, std::make_shared<const trace::TraceRecord>(std::move(decoded.value())),
                 row.bytes});
         }
-        const bool all = static_cast<int>(rows->size()) < limit && reached == upto;
-        if (!all && reached == upto) reached = rows->back().seq;
         taken_ = std::max(taken_, reached);
-        if (all && known_upto_ == upto) {
+        if (taken_ >= upto && known_upto_ == upto) {
             continuous_ = true;
             spdlog::info("broadcast: {} caught up with the spool", config_.name);
         }
+        MarkInFlight(batch, bytes);
         return batch;
+    }
+
+    void MarkInFlight(const std::vector<Item>& batch, int64_t bytes) {
+        if (batch.empty()) return;
+        inflight_first_ = batch.front().seq;
+        inflight_n_ = static_cast<int64_t>(batch.size());
+        inflight_bytes_ = bytes;
+    }
+
+    // Under mu_: one record that will not be sent, counted under `reason`.
+    void Forget(int64_t& reason, const Item& item) {
+        ++reason;
+        backlog_ -= 1;
+        backlog_bytes_ -= item.bytes;
+    }
+
+    // Under mu_: empties memory before reading from the spool again; records only memory held
+    // (the spool write failed) are lost and counted.
+    void ClearMemory() {
+        for (const auto& item : mem_) {
+            if (!item.durable) Forget(dropped_spool_error_, item);
+        }
+        mem_.clear();
+        mem_bytes_ = 0;
     }
 
     milliseconds Backoff(int attempt) {
@@ -557,13 +626,16 @@ class Broadcaster::Exporter {
     int64_t taken_ = 0;
     int64_t known_upto_ = 0;
     int64_t evicted_upto_ = 0;
-    int64_t inflight_first_ = 0, inflight_last_ = 0;
+    int64_t inflight_first_ = 0, inflight_n_ = 0, inflight_bytes_ = 0;
+    int64_t read_failures_ = 0;
     bool continuous_ = true;
+    int64_t spool_generation_ = 0;  // damaged spool files set aside, as last seen
     bool waiting_ = false;
     int64_t backlog_ = 0, backlog_bytes_ = 0;
     int64_t accepted_ = 0, delivered_ = 0, failed_ = 0, retried_ = 0;
     int64_t dropped_queue_full_ = 0, dropped_rejected_ = 0, dropped_spool_full_ = 0,
-            dropped_corrupt_ = 0, dropped_gave_up_ = 0, dropped_shutdown_ = 0;
+            dropped_corrupt_ = 0, dropped_gave_up_ = 0, dropped_shutdown_ = 0,
+            dropped_spool_error_ = 0;
     int64_t last_success_ms_ = 0, last_error_ms_ = 0;
     std::string last_error_;
     std::string unhealthy_reason_;
@@ -622,9 +694,7 @@ void Broadcaster::Upsert(std::unique_ptr<Destination> destination) {
     int64_t known = spool_ ? spool_->last_seq() : memory_seq_;
     int64_t start = known;
     if (spool_) {
-        if (auto it = spool_->stored_cursors().find(id); it != spool_->stored_cursors().end()) {
-            start = std::min(it->second, known);
-        }
+        if (auto c = spool_->TakeStoredCursor(id)) start = std::min(*c, known);
     }
     auto exporter = std::make_shared<Exporter>(ioc_, options_, spool_.get(), start, known);
     exporter->Replace(shared);
@@ -775,6 +845,8 @@ void Broadcaster::CommitGroup(std::vector<Pending> group, bool force_cursors) {
     auto cursors = Cursors();
     if (rows.empty() && !force_cursors) return;
     if (rows.empty() && cursors == saved_cursors_) return;
+    // No reader may see this commit's evictions before its destination has counted them.
+    std::lock_guard gate(spool_->read_gate());
     auto result = spool_->Commit(rows, cursors);
     int64_t first = 0;
     if (!result) {
@@ -795,22 +867,26 @@ void Broadcaster::CommitGroup(std::vector<Pending> group, bool force_cursors) {
         for (size_t i = 0; i < group.size(); ++i) {
             const int64_t bytes = SpoolRowBytes(rows[i].body, rows[i].dests);
             for (auto& e : group[i].wanting) {
-                per[e.get()].push_back({first + static_cast<int64_t>(i), group[i].record, bytes});
+                per[e.get()].push_back(
+                    {first + static_cast<int64_t>(i), group[i].record, bytes, result.ok()});
             }
         }
     }
     std::shared_lock lock(mu_);
+    const int64_t generation = spool_->corrupt_set_aside();
     for (auto& e : exporters_) {
+        e->SpoolReplaced(generation, upto);
         auto it = per.find(e.get());
         e->Committed(it == per.end() ? std::vector<Exporter::Item>{} : std::move(it->second), upto);
     }
     if (result && !result->evicted.empty()) {
         const int64_t evicted_upto = result->evicted.back().seq;
-        static std::atomic<int64_t> evictions{0};
-        evictions += static_cast<int64_t>(result->evicted.size());
-        spdlog::warn(
-            "spool: size bound {} bytes reached; evicted the {} oldest record(s) ({} so far)",
-            options_.spool.max_bytes, result->evicted.size(), evictions.load());
+        const int64_t total = spool_->Stats().evicted;
+        if (total == static_cast<int64_t>(result->evicted.size()) || ShouldLog(total / 100 + 1)) {
+            spdlog::warn(
+                "spool: size bound {} bytes reached; evicted the {} oldest record(s) ({} so far)",
+                options_.spool.max_bytes, result->evicted.size(), total);
+        }
         for (auto& e : exporters_) {
             std::vector<const SpoolRow*> mine;
             for (const auto& row : result->evicted) {

@@ -60,19 +60,20 @@ struct DestinationHealth {
     int64_t retried = 0;           // export attempts repeated
     int64_t backlog = 0;           // records waiting (memory and spool), in flight included
     int64_t backlog_bytes = 0;
-    int64_t dropped_queue_full = 0;  // the writer queue (or, without a spool, memory) was full
-    int64_t dropped_rejected = 0;    // refused by the destination (400/413, 207 item 4xx)
-    int64_t dropped_spool_full = 0;  // evicted by the spool size bound before delivery
-    int64_t dropped_corrupt = 0;     // unreadable in the spool
-    int64_t dropped_gave_up = 0;     // still failing after max_attempts (when set)
-    int64_t dropped_shutdown = 0;    // without a spool: undelivered at the shutdown deadline
+    int64_t dropped_queue_full = 0;   // the writer queue (or, without a spool, memory) was full
+    int64_t dropped_rejected = 0;     // refused by the destination (400/413, 207 item 4xx)
+    int64_t dropped_spool_full = 0;   // evicted by the spool size bound before delivery
+    int64_t dropped_corrupt = 0;      // unreadable in the spool, or lost with a damaged spool
+    int64_t dropped_spool_error = 0;  // the spool write failed and memory had no room
+    int64_t dropped_gave_up = 0;      // still failing after max_attempts (when set)
+    int64_t dropped_shutdown = 0;     // without a spool: undelivered at the shutdown deadline
     int64_t last_success_unix_ms = 0;
     int64_t last_error_unix_ms = 0;
     std::string last_error;
 
     int64_t dropped() const {
         return dropped_queue_full + dropped_rejected + dropped_spool_full + dropped_corrupt +
-               dropped_gave_up + dropped_shutdown;
+               dropped_spool_error + dropped_gave_up + dropped_shutdown;
     }
 };
 

@@ -10,6 +10,7 @@
 
 namespace beacon::broadcast {
 namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 using store::sqlite::Database;
 using store::sqlite::Statement;
 
@@ -164,7 +165,7 @@ Status Spool::Prepare() {
                 records_ = totals.Int(0);
                 bytes_ = totals.Int(1);
                 last_seq_ = std::max(last_seq_, totals.Int(2));
-                stored_cursors_.clear();
+                stored_cursors_.clear();  // under stats_mu_, as TakeStoredCursor reads them
                 while ((rc = cursors.Step()) == SQLITE_ROW) {
                     stored_cursors_[cursors.Text(0)] = cursors.Int(1);
                     last_seq_ = std::max(last_seq_, cursors.Int(1));
@@ -176,6 +177,8 @@ Status Spool::Prepare() {
         }
         if (!corrupt || tries > 0) {
             writer_.reset();
+            std::lock_guard lock(reader_mu_);
+            reader_.reset();
             return Error{"cannot open the spool " + options_.path + ": " + status.error().message};
         }
         if (auto s = SetAside(status.error().message); !s) return s;
@@ -226,6 +229,11 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
             code = rc & 0xff;
             return Error{"spool write failed: " + writer_->LastError()};
         };
+        if (!writer_ && Clock::now() - last_reopen_ > std::chrono::seconds(5)) {
+            // A spool set aside at run time that could not be recreated: try again now and then.
+            last_reopen_ = Clock::now();
+            if (auto p = Prepare(); !p) spdlog::error("{}", p.error().message);
+        }
         auto run = [&]() -> Status {
             if (!writer_) return Error{"spool is not open"};
             if (auto s = writer_->Exec("BEGIN IMMEDIATE"); !s) {
@@ -319,13 +327,16 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
     }
 }
 
-Result<std::vector<SpoolRow>> Spool::Read(int64_t after, int64_t upto, int limit) {
+Result<std::vector<SpoolRow>> Spool::Read(int64_t after, int64_t upto, int limit,
+                                          std::string_view destination) {
+    std::lock_guard gate(gate_mu_);
     std::lock_guard lock(reader_mu_);
     if (!reader_) return Error{"spool is not open"};
     Statement q(reader_->handle(),
                 "SELECT seq, created_ms, dests, bytes, body FROM records "
-                "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?");
-    q.Bind(1, after).Bind(2, upto).Bind(3, int64_t{limit});
+                "WHERE seq > ? AND seq <= ? AND instr(dests, ?) > 0 ORDER BY seq LIMIT ?");
+    q.Bind(1, after).Bind(2, upto).Bind(3, JoinDestinations({std::string(destination)}));
+    q.Bind(4, int64_t{limit});
     std::vector<SpoolRow> rows;
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) {
@@ -342,6 +353,7 @@ Result<std::vector<SpoolRow>> Spool::Read(int64_t after, int64_t upto, int limit
 }
 
 Result<std::pair<int64_t, int64_t>> Spool::Backlog(std::string_view destination, int64_t after) {
+    std::lock_guard gate(gate_mu_);
     std::lock_guard lock(reader_mu_);
     if (!reader_) return Error{"spool is not open"};
     Statement q(reader_->handle(),
@@ -353,6 +365,7 @@ Result<std::pair<int64_t, int64_t>> Spool::Backlog(std::string_view destination,
 }
 
 Result<std::optional<int64_t>> Spool::FirstSeqSince(int64_t since_ms) {
+    std::lock_guard gate(gate_mu_);
     std::lock_guard lock(reader_mu_);
     if (!reader_) return Error{"spool is not open"};
     Statement q(reader_->handle(), "SELECT MIN(seq) FROM records WHERE created_ms >= ?");
@@ -373,6 +386,20 @@ void Spool::CheckpointIfLarge() {
     if (auto s = writer_->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !s) {
         spdlog::warn("spool: checkpoint failed: {}", s.error().message);
     }
+}
+
+std::optional<int64_t> Spool::TakeStoredCursor(const std::string& destination) {
+    std::lock_guard lock(stats_mu_);
+    auto it = stored_cursors_.find(destination);
+    if (it == stored_cursors_.end()) return std::nullopt;
+    const int64_t c = it->second;
+    stored_cursors_.erase(it);
+    return c;
+}
+
+int64_t Spool::corrupt_set_aside() const {
+    std::lock_guard lock(stats_mu_);
+    return corrupt_set_aside_;
 }
 
 int64_t Spool::Reserve(int64_t n) {

@@ -15,6 +15,7 @@
 // started: never fatal.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -95,15 +96,25 @@ class Spool {
 
     // --- reader side (any thread; serialised internally) ---
 
-    // Rows with after < seq <= upto, oldest first, at most `limit`.
-    Result<std::vector<SpoolRow>> Read(int64_t after, int64_t upto, int limit);
+    // Rows listing `destination` with after < seq <= upto, oldest first, at most `limit`.
+    Result<std::vector<SpoolRow>> Read(int64_t after, int64_t upto, int limit,
+                                       std::string_view destination);
     // Records listing `destination` with seq > after: count and accounted bytes.
     Result<std::pair<int64_t, int64_t>> Backlog(std::string_view destination, int64_t after);
     // The first sequence number created at or after `since_ms` (nullopt: none).
     Result<std::optional<int64_t>> FirstSeqSince(int64_t since_ms);
 
-    // The cursors stored at open (destination -> seq).
-    const std::map<std::string, int64_t>& stored_cursors() const { return stored_cursors_; }
+    // The cursor stored for `destination` when the spool was opened; given out once (a
+    // destination removed and added again starts afresh).
+    std::optional<int64_t> TakeStoredCursor(const std::string& destination);
+
+    // Held by the writer from a commit until every destination has heard of its evictions, and
+    // by every read: a reader never sees a row vanish before its destination counted it.
+    std::mutex& read_gate() { return gate_mu_; }
+
+    // How many damaged files were set aside since start (a destination reading from the spool
+    // compares it to know that what it had not read yet is gone).
+    int64_t corrupt_set_aside() const;
     int64_t last_seq() const;
     // After a failed Commit: takes `n` sequence numbers for records that are held in memory
     // only, so sequence numbers stay unique. Returns the first.
@@ -118,7 +129,9 @@ class Spool {
     void CheckpointIfLarge();
 
     SpoolOptions options_;
+    std::mutex gate_mu_;  // see read_gate(); taken before reader_mu_
     std::unique_ptr<store::sqlite::Database> writer_;
+    std::chrono::steady_clock::time_point last_reopen_{};
     std::unique_ptr<store::sqlite::Database> reader_;
     std::mutex reader_mu_;
     std::map<std::string, int64_t> stored_cursors_;

@@ -109,7 +109,7 @@ struct DestinationConfig {
 // | broadcast.max_batch_records            | 100     | records per export request                   |
 // | broadcast.max_batch_bytes              | 2500000 | estimated request size bound (< 3 MB)        |
 // | broadcast.queue_capacity               | 10000   | records waiting per destination              |
-// | broadcast.max_queue_bytes              | 256 MiB | estimated bytes waiting per destination      |
+// | broadcast.max_queue_bytes              | 32 MiB  | estimated bytes held in memory per destination|
 // | broadcast.max_attempts                 | 0       | tries per batch before it is dropped; 0: no  |
 // |                                        |         | limit (retry while the spool holds it)       |
 // | broadcast.retry_base_ms / retry_max_ms | 500 / 30000 | exponential backoff with jitter          |
@@ -140,7 +140,7 @@ struct BroadcastConfig {
     int max_batch_records = 100;
     int max_batch_bytes = 2500000;
     int queue_capacity = 10000;
-    int max_queue_bytes = 256 * 1024 * 1024;
+    int max_queue_bytes = 32 * 1024 * 1024;  // with a spool, memory is only a cache of it
     int max_attempts = 0;
     int retry_base_ms = 500;
     int retry_max_ms = 30000;

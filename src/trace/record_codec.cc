@@ -251,7 +251,12 @@ std::string EncodeRecord(const TraceRecord& r) {
 
 Result<TraceRecord> DecodeRecord(std::string_view text) {
     boost::system::error_code ec;
-    json::value doc = json::parse(text, ec);
+    // What the encoder wrote: request values nest two levels deeper here than in the request,
+    // and texts cut at a byte limit (or not UTF-8 to begin with) are kept as they were.
+    json::parse_options options;
+    options.max_depth = 128;
+    options.allow_invalid_utf8 = true;
+    json::value doc = json::parse(text, ec, {}, options);
     if (ec) return Error{"spool record is not JSON: " + ec.message()};
     ObjectReader rd(doc, "record");
     if (rd.Int("v") != kRecordFormatVersion) {

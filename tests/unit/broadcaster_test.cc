@@ -299,6 +299,28 @@ TEST(Broadcaster, ShutdownRespectsDeadline) {
     EXPECT_EQ(b.Health().at(0).dropped_shutdown, 1);
 }
 
+// Verifies removing a destination while it holds records waiting for a batch to fill neither
+// crashes nor sends them (memory only: there is no spool to read them back from).
+TEST(Broadcaster, RemoveWhileRecordsWait) {
+    auto options = Options();
+    options.flush_interval_ms = 200;
+    // The destination goes away with its exporter: count its calls outside it.
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto dest = std::make_unique<ScriptedDestination>([calls](auto&, int) {
+        ++*calls;
+        return ExportOutcome::Ok();
+    });
+    Broadcaster b(options);
+    b.Upsert(std::move(dest));
+    b.Start();
+    for (int i = 0; i < 3; ++i) b.Submit(Rec(i));
+    b.Remove("scripted");
+    b.Submit(Rec(4));
+    EXPECT_TRUE(b.Health().empty());
+    b.Shutdown(milliseconds(1000));
+    EXPECT_EQ(calls->load(), 0);
+}
+
 // --- With the spool -------------------------------------------------------------------------
 
 class SpoolDir {

@@ -66,7 +66,7 @@ TEST(Spool, CommitReadAndDeleteDone) {
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->first_seq, 1);
     EXPECT_EQ(r->last_seq, 3);
-    auto rows = spool->Read(1, 3, 10);
+    auto rows = spool->Read(1, 3, 10, "a");
     ASSERT_TRUE(rows.ok());
     ASSERT_EQ(rows->size(), 2u);
     EXPECT_EQ((*rows)[0].body, "two");
@@ -74,7 +74,7 @@ TEST(Spool, CommitReadAndDeleteDone) {
     // "a" is done with 1 and 2; "b" (a second destination) with everything.
     ASSERT_TRUE(spool->Commit({}, {{"a", 2}, {"b", 3}}).ok());
     EXPECT_EQ(spool->Stats().records, 1);
-    rows = spool->Read(0, 3, 10);
+    rows = spool->Read(0, 3, 10, "a");
     ASSERT_TRUE(rows.ok());
     ASSERT_EQ(rows->size(), 1u);
     EXPECT_EQ((*rows)[0].body, "three");
@@ -95,7 +95,8 @@ TEST(Spool, ReopenKeepsCursorsAndSequence) {
         EXPECT_EQ(spool->Stats().records, 0);
     }
     auto spool = OpenOrDie(dir.File("spool.db"));
-    EXPECT_EQ(spool->stored_cursors().at("a"), 2);
+    EXPECT_EQ(spool->TakeStoredCursor("a"), 2);
+    EXPECT_FALSE(spool->TakeStoredCursor("a").has_value());  // given out once
     EXPECT_EQ(spool->last_seq(), 2);
     auto r = spool->Commit({Row("3")}, {{"a", 2}});
     ASSERT_TRUE(r.ok());
@@ -122,7 +123,7 @@ TEST(Spool, SizeBoundEvictsOldest) {
     EXPECT_LE(st.bytes, bound);
     EXPECT_EQ(st.evicted, static_cast<int64_t>(r->evicted.size()));
     EXPECT_EQ(st.records + st.evicted, 15);
-    auto left = spool->Read(0, 15, 100);
+    auto left = spool->Read(0, 15, 100, "a");
     ASSERT_TRUE(left.ok());
     EXPECT_EQ(left->back().seq, 15);
 }
@@ -143,7 +144,7 @@ TEST(Spool, GarbageFileIsSetAside) {
     EXPECT_TRUE(aside);
     auto r = spool->Commit({Row("fresh")}, {{"a", 0}});
     ASSERT_TRUE(r.ok()) << r.error().message;
-    EXPECT_EQ(spool->Read(0, r->last_seq, 10)->size(), 1u);
+    EXPECT_EQ(spool->Read(0, r->last_seq, 10, "a")->size(), 1u);
 }
 
 // Verifies damage in the middle of a valid database (not just its header) is found at open.
@@ -168,6 +169,27 @@ TEST(Spool, DamagedPagesAreSetAside) {
     ASSERT_TRUE(spool);
     EXPECT_EQ(spool->Stats().corrupt_set_aside, 1);
     EXPECT_EQ(spool->Stats().records, 0);
+}
+
+// Verifies a destination reads only the rows that list it, and that a short read means the
+// whole range was covered.
+TEST(Spool, ReadsOnlyTheDestinationsRows) {
+    TempDir dir;
+    auto spool = OpenOrDie(dir.File("spool.db"));
+    ASSERT_TRUE(
+        spool
+            ->Commit({Row("1", {"a"}), Row("2", {"b"}), Row("3", {"a", "b"}), Row("4", {"ab"})},
+                     {{"a", 0}, {"b", 0}, {"ab", 0}})
+            .ok());
+    auto a = spool->Read(0, 4, 10, "a");
+    ASSERT_TRUE(a.ok());
+    ASSERT_EQ(a->size(), 2u);
+    EXPECT_EQ((*a)[0].body, "1");
+    EXPECT_EQ((*a)[1].body, "3");
+    auto b = spool->Read(0, 4, 1, "b");
+    ASSERT_TRUE(b.ok());
+    ASSERT_EQ(b->size(), 1u);
+    EXPECT_EQ((*b)[0].seq, 2);
 }
 
 // Verifies the first sequence number at or after a time.
@@ -263,6 +285,21 @@ TEST(RecordCodec, RefusesBadInput) {
     EXPECT_NE(bad.error().message.find("usage.prompt_tokens"), std::string::npos);
     EXPECT_FALSE(trace::DecodeRecord(R"({"v":1,"generation_id":"g","outcome":"maybe"})").ok());
     EXPECT_TRUE(trace::DecodeRecord(R"({"v":1,"generation_id":"g","outcome":"ok"})").ok());
+}
+
+// Verifies what the gateway may hold is read back: texts that are not UTF-8 (a byte-cut upstream
+// message) and request values nested as deep as the request parser allows.
+TEST(RecordCodec, ReadsBackWhatItWrites) {
+    trace::TraceRecord r;
+    r.generation_id = "gen-1";
+    r.error = std::string("cut in the middle of \xc3", 23);
+    std::string deep = "1";
+    for (int i = 0; i < 31; ++i) deep = "[" + deep + "]";
+    r.trace.extra = {{"deep", boost::json::parse(deep)}};
+    auto back = trace::DecodeRecord(trace::EncodeRecord(r));
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(back->error, r.error);
+    EXPECT_EQ(back->trace.extra[0].second, r.trace.extra[0].second);
 }
 
 // Verifies ISO 8601 times as `beacon spool replay --since` sends them.

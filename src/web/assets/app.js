@@ -277,6 +277,7 @@
         spoolFull: 'spool full',
         queueFull: 'queue full',
         corrupt: 'unreadable in the spool',
+        spoolError: 'spool write failed',
         gaveUp: 'gave up',
         shutdown: 'at shutdown',
     };
