@@ -244,6 +244,8 @@ ${regions}
         await fact(DEST_NAME, 'Last delivery').locator('time').waitFor({ timeout: DELIVERY_SHOWN_MS });
         assert.notEqual(await fact(DEST_NAME, 'Last delivery').innerText(), 'never');
         assert.ok(Number(await fact(DEST_NAME, 'Delivered').innerText()) >= 1);
+        assert.equal(await fact(DEST_NAME, 'Health').innerText(), 'Healthy');
+        assert.equal(await fact(DEST_NAME, 'Dropped').innerText(), '0');
 
         // Screenshots: desktop, then a 360 px phone with no horizontal scrolling.
         const shots = [path.join(artifactsDir, 'settings_page.png'), path.join(artifactsDir, 'settings_page_360.png')];
@@ -270,6 +272,24 @@ ${regions}
         await status.filter({ hasText: 'Test trace sent' }).waitFor();
         await langfuse.waitFor(() => langfuse.view().traces.some((t) => t.name === 'Beacon Test Trace'),
             { timeoutMs: 10_000, what: 'the "Beacon Test Trace" trace' });
+    });
+
+    step('keys that stop working show the destination unhealthy, with the records it keeps', async () => {
+        langfuse.setKeys('pk-lf-revoked', 'sk-lf-revoked');
+        try {
+            const client = new OpenAI({ baseURL: `${beacon.baseUrl}/api/v1`, apiKey: inferenceKey, maxRetries: 0 });
+            await client.chat.completions.create({
+                model: 'openai/gpt-4o',
+                messages: [{ role: 'user', content: 'Sent while the keys are refused.' }],
+            });
+            const health = fact(DEST_NAME, 'Health');
+            await health.filter({ hasText: /^Unhealthy: / }).waitFor({ timeout: DELIVERY_SHOWN_MS });
+            assert.match(await health.innerText(), /401|credential|key/i);
+            assert.match(await fact(DEST_NAME, 'Waiting').innerText(), /^1 record\(s\), /);
+            assert.equal(await page.locator('.dest[data-healthy="false"]').count(), 1);
+        } finally {
+            langfuse.setKeys(GOOD.publicKey, GOOD.secretKey);
+        }
     });
 
     step('delete asks for confirmation, Escape keeps the destination, confirming removes it', async () => {
