@@ -679,16 +679,20 @@ Status Broadcaster::Upsert(const config::DestinationConfig& config) {
 void Broadcaster::Upsert(std::unique_ptr<Destination> destination) {
     std::shared_ptr<Destination> shared = std::move(destination);
     const std::string id = shared->config().id;
+    // commit_mu_ keeps the spool still while the new destination's position is worked out.
+    // Lock order: commit_mu_, then the spool's read gate, then mu_ (as CommitGroup takes them).
     std::lock_guard commit(commit_mu_);
-    std::unique_lock lock(mu_);
-    for (auto& e : exporters_) {
-        if (e->id() != id) continue;
-        if (started_) {
-            asio::post(ioc_, [e, shared] { e->Replace(shared); });
-        } else {
-            e->Replace(shared);
+    {
+        std::unique_lock lock(mu_);
+        for (auto& e : exporters_) {
+            if (e->id() != id) continue;
+            if (started_) {
+                asio::post(ioc_, [e, shared] { e->Replace(shared); });
+            } else {
+                e->Replace(shared);
+            }
+            return;
         }
-        return;
     }
     // A new destination starts after what is already committed, or from its stored cursor.
     int64_t known = spool_ ? spool_->last_seq() : memory_seq_;
@@ -707,6 +711,7 @@ void Broadcaster::Upsert(std::unique_ptr<Destination> destination) {
             }
         }
     }
+    std::unique_lock lock(mu_);
     exporters_.push_back(exporter);
     if (started_) asio::co_spawn(ioc_, RunExporter(exporter), asio::detached);
 }
