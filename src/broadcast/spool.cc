@@ -41,6 +41,9 @@ int64_t NowUnixMs() {
         .count();
 }
 
+// The WAL size at which it is checkpointed: a quarter of the bound, at most 64 MiB.
+int64_t WalLimit(int64_t max_bytes) { return std::min<int64_t>(int64_t{64} << 20, max_bytes / 4); }
+
 int64_t FileSize(const std::string& path) {
     std::error_code ec;
     auto n = fs::file_size(path, ec);
@@ -65,14 +68,16 @@ struct OpenError {
     bool corrupt = false;
 };
 
-Result<std::unique_ptr<Database>, OpenError> OpenConnection(const std::string& path,
-                                                            SpoolSync sync) {
+Result<std::unique_ptr<Database>, OpenError> OpenConnection(const std::string& path, SpoolSync sync,
+                                                            int64_t max_bytes) {
     int code = SQLITE_OK;
     auto db = Database::Open(path, &code);
     if (!db) return OpenError{db.error().message, IsCorruption(code)};
+    // SQLite's own checkpoints (every 1000 pages by default) would copy rows that are about to
+    // be deleted; CheckpointIfLarge does it at WalLimit instead.
     const std::string pragmas = std::string(SyncPragma(sync)) +
-                                // Keep the WAL file from staying large after a burst.
-                                "PRAGMA journal_size_limit=4194304;";
+                                "PRAGMA journal_size_limit=4194304;PRAGMA wal_autocheckpoint=" +
+                                std::to_string(WalLimit(max_bytes) / 4096 + 1) + ";";
     if (auto s = (*db)->Exec(pragmas); !s) {
         return OpenError{s.error().message, IsCorruption((*db)->last_error_code())};
     }
@@ -119,7 +124,7 @@ Status Spool::Prepare() {
         Status status = Status::Ok();
         bool corrupt = false;
         [&] {
-            auto w = OpenConnection(options_.path, options_.sync);
+            auto w = OpenConnection(options_.path, options_.sync, options_.max_bytes);
             if (!w) {
                 status = Error{w.error().message};
                 corrupt = w.error().corrupt;
@@ -144,7 +149,7 @@ Status Spool::Prepare() {
                 corrupt = IsCorruption(writer_->last_error_code());
                 return;
             }
-            auto r = OpenConnection(options_.path, options_.sync);
+            auto r = OpenConnection(options_.path, options_.sync, options_.max_bytes);
             if (!r) {
                 status = Error{r.error().message};
                 corrupt = r.error().corrupt;
@@ -376,13 +381,10 @@ Result<std::optional<int64_t>> Spool::FirstSeqSince(int64_t since_ms) {
 }
 
 void Spool::CheckpointIfLarge() {
-    // SQLite checkpoints on its own every 1000 pages, but only as far as readers allow and
-    // without shrinking the file; a large WAL is folded back and truncated here, so the disk
-    // use stays near the size bound.
-    constexpr int64_t kWalLimit = 8 << 20;
-    if (FileSize(options_.path + "-wal") < std::min<int64_t>(kWalLimit, options_.max_bytes / 2)) {
-        return;
-    }
+    // The WAL is folded back into the database and truncated here, so the disk use stays near
+    // the size bound. Rarely: in steady state most rows are inserted and deleted again within
+    // one WAL's span, and a page written many times in the WAL reaches the database once.
+    if (FileSize(options_.path + "-wal") < WalLimit(options_.max_bytes)) return;
     if (auto s = writer_->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !s) {
         spdlog::warn("spool: checkpoint failed: {}", s.error().message);
     }

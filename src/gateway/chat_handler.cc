@@ -33,6 +33,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::string_view kJson = "application/json";
+// A whole (non-streamed) answer watches for the client leaving only after this long.
+constexpr std::chrono::milliseconds kWholeWatchDelay{250};
 
 // A count from an upstream: untrusted, so kept within [0, 2^50] (no overflow when added).
 int64_t IntField(const json::object& obj, std::string_view key) {
@@ -124,7 +126,7 @@ class ChatCall final : public providers::ChunkSink {
                 co_await (RunStream() || Watch());
             }
         } else {
-            co_await (RunWhole() || Watch());
+            co_await (RunWhole() || Watch(kWholeWatchDelay));
         }
     }
 
@@ -466,7 +468,14 @@ class ChatCall final : public providers::ChunkSink {
 
     // --- shared --------------------------------------------------------------------------
 
-    asio::awaitable<void> Watch() {
+    // Cancels the upstream call when the client goes away. `delay` first: most whole answers
+    // come back sooner, and watching the socket costs an epoll_ctl per request.
+    asio::awaitable<void> Watch(std::chrono::milliseconds delay = {}) {
+        if (delay.count() > 0) {
+            asio::steady_timer wait(ex_.executor(), delay);
+            auto [ec] = co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;  // the answer came first
+        }
         const bool gone = co_await ex_.WaitClientGone();
         if (gone) {
             cancelled_ = true;

@@ -6,13 +6,13 @@ namespace beacon::gateway {
 
 void GenerationLog::Add(GenerationInfo info) {
     std::lock_guard lock(mu_);
-    if (by_id_.count(info.id)) return;
-    order_.push_back(info.id);
-    by_id_.emplace(info.id, std::move(info));
-    while (order_.size() > capacity_) {
-        by_id_.erase(order_.front());
-        order_.pop_front();
+    if (capacity_ == 0) return;
+    if (ring_.size() < capacity_) {
+        ring_.push_back(std::move(info));
+        return;
     }
+    ring_[next_] = std::move(info);
+    next_ = (next_ + 1) % capacity_;
 }
 
 void GenerationLog::Add(const trace::TraceRecord& r) {
@@ -50,7 +50,12 @@ void GenerationLog::Add(const trace::TraceRecord& r) {
 
 std::optional<GenerationInfo> GenerationLog::Find(const std::string& id) const {
     std::lock_guard lock(mu_);
-    if (auto it = by_id_.find(id); it != by_id_.end()) return it->second;
+    const size_t n = ring_.size();
+    for (size_t i = 0; i < n; ++i) {
+        // Newest first: the slot before next_ (or the end, while the ring is filling).
+        const size_t at = (next_ + n - 1 - i) % n;
+        if (ring_[at].id == id) return ring_[at];
+    }
     return std::nullopt;
 }
 

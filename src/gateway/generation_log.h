@@ -3,11 +3,9 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "providers/catalog.h"
@@ -51,10 +49,13 @@ class GenerationLog {
     std::optional<GenerationInfo> Find(const std::string& id) const;
 
   private:
+    // A ring of the last `capacity_` requests. Adding (every request) costs a move; finding (a
+    // rare GET /api/v1/generation) scans from the newest, which is where callers look. A hash
+    // index cost more per request than every lookup together (docs/benchmarks.md).
     size_t capacity_;
     mutable std::mutex mu_;
-    std::deque<std::string> order_;
-    std::unordered_map<std::string, GenerationInfo> by_id_;
+    std::vector<GenerationInfo> ring_;
+    size_t next_ = 0;  // where the next one goes once the ring is full
 };
 
 }  // namespace beacon::gateway
