@@ -97,6 +97,9 @@ BENCHMARK(BM_EncodeOtlp)->Arg(1)->Arg(100);
 
 void BM_EncodeOtlpGzip(benchmark::State& state) {
     std::vector<trace::RecordPtr> batch(100, Record());
+    const std::string plain = broadcast::langfuse::EncodeOtlp(batch, false);
+    state.counters["bytes_in"] = static_cast<double>(plain.size());
+    state.counters["bytes_out"] = static_cast<double>(base::Gzip(plain).size());
     for (auto _ : state) {
         auto body = base::Gzip(broadcast::langfuse::EncodeOtlp(batch, false));
         benchmark::DoNotOptimize(body);
