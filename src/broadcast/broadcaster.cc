@@ -177,15 +177,11 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
         std::lock_guard lock(mu_);
         for (const SpoolRow* row : rows) {
             // Rows in the batch in flight are counted by the batch (it stops resending them).
-            if (row->seq > taken_) {
-                ++dropped_spool_full_;
-                backlog_ -= 1;
-                backlog_bytes_ -= row->bytes;
-            }
+            if (row->seq > taken_) Forget(dropped_spool_full_, row->bytes);
         }
         while (!mem_.empty() && mem_.front().seq <= upto) {
             // Held in memory only (the spool write failed): the bound takes it too.
-            if (!mem_.front().durable) Forget(dropped_spool_full_, mem_.front());
+            if (!mem_.front().durable) Forget(dropped_spool_full_, mem_.front().bytes);
             mem_bytes_ -= mem_.front().bytes;
             mem_.pop_front();
         }
@@ -200,7 +196,7 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
     // Any thread: every record up to the returned sequence number is done with.
     int64_t Cursor() const {
         std::lock_guard lock(mu_);
-        int64_t c = continuous_ ? (mem_.empty() ? known_upto_ : mem_.front().seq - 1) : taken_;
+        int64_t c = Position();
         if (inflight_first_) c = std::min(c, inflight_first_ - 1);
         return c;
     }
@@ -239,7 +235,7 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
 
     int64_t taken() const {
         std::lock_guard lock(mu_);
-        return continuous_ ? (mem_.empty() ? known_upto_ : mem_.front().seq - 1) : taken_;
+        return Position();
     }
 
     // Broadcast thread from here on.
@@ -310,7 +306,7 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
         wake_.cancel();
         std::lock_guard lock(mu_);
         if (!spool_) {
-            for (const auto& item : mem_) Forget(dropped_shutdown_, item);
+            for (const auto& item : mem_) Forget(dropped_shutdown_, item.bytes);
             mem_.clear();
             mem_bytes_ = 0;
             taken_ = known_upto_;  // nothing to read back: there is no spool
@@ -411,9 +407,7 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
             }
             auto decoded = trace::DecodeRecord(row.body);
             if (!decoded) {
-                ++dropped_corrupt_;
-                backlog_ -= 1;
-                backlog_bytes_ -= row.bytes;
+                Forget(dropped_corrupt_, row.bytes);
                 spdlog::error("broadcast: {} skipped spool record {}: {}", config_.name, row.seq,
                               decoded.error().message);
                 continue;
@@ -439,18 +433,24 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
         inflight_bytes_ = bytes;
     }
 
-    // Under mu_: one record that will not be sent, counted under `reason`.
-    void Forget(int64_t& reason, const Item& item) {
+    // Under mu_: one record of `bytes` leaves the backlog, counted under `reason`.
+    void Forget(int64_t& reason, int64_t bytes) {
         ++reason;
         backlog_ -= 1;
-        backlog_bytes_ -= item.bytes;
+        backlog_bytes_ -= bytes;
+    }
+
+    // Under mu_: every record up to here was taken or is not wanted (the batch in flight aside).
+    int64_t Position() const {
+        if (!continuous_) return taken_;
+        return mem_.empty() ? known_upto_ : mem_.front().seq - 1;
     }
 
     // Under mu_: empties memory before reading from the spool again; records only memory held
     // (the spool write failed) are lost and counted.
     void ClearMemory() {
         for (const auto& item : mem_) {
-            if (!item.durable) Forget(dropped_spool_error_, item);
+            if (!item.durable) Forget(dropped_spool_error_, item.bytes);
         }
         mem_.clear();
         mem_bytes_ = 0;
@@ -468,11 +468,7 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
     // `items` are done with (delivered or dropped): counted in `counter`, out of the backlog.
     void Done(int64_t& counter, const std::vector<Item>& items) {
         std::lock_guard lock(mu_);
-        counter += static_cast<int64_t>(items.size());
-        for (const auto& i : items) {
-            backlog_ -= 1;
-            backlog_bytes_ -= i.bytes;
-        }
+        for (const auto& i : items) Forget(counter, i.bytes);
     }
 
     void NoteError(const ExportOutcome& o) {
