@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake pkg-config ca-certificates git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libssl-dev libsqlite3-dev zlib1g-dev libjemalloc-dev
+  libssl-dev libsqlite3-dev zlib1g-dev libisal-dev libjemalloc-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev clang-format
   sqlite3 curl nodejs npm chromium fonts-dejavu-core
