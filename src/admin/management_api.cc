@@ -678,13 +678,11 @@ std::string ReplayJson(const std::string& id, int64_t since_ms, int64_t replayed
 std::string ManagementApi::SpoolJson(const store::ApiKey& key) const {
     json::value spool = nullptr;
     if (auto st = broadcaster_.SpoolStatus()) {
-        spool = json::object{{"path", st->path},
-                             {"records", st->records},
-                             {"bytes", st->bytes},
-                             {"fileBytes", st->file_bytes},
-                             {"maxBytes", st->max_bytes},
-                             {"evicted", st->evicted},
-                             {"corruptSetAside", st->corrupt_set_aside}};
+        spool =
+            json::object{{"path", st->path},          {"records", st->records},
+                         {"bytes", st->bytes},        {"fileBytes", st->file_bytes},
+                         {"maxBytes", st->max_bytes}, {"stored", st->stored},
+                         {"evicted", st->evicted},    {"corruptSetAside", st->corrupt_set_aside}};
     }
     json::array dests;
     for (const auto& h : broadcaster_.Health()) {

@@ -73,6 +73,9 @@ void RenderBroadcastMetrics(const broadcast::Broadcaster& broadcaster, std::stri
         AppendHeader(out, "beacon_spool_segments", "gauge",
                      "Spool files in use (one SQLite database)");
         AppendSample(out, "beacon_spool_segments", "", 1);
+        AppendHeader(out, "beacon_spool_stored_total", "counter",
+                     "Records written to the spool (those not delivered within a flush interval)");
+        AppendSample(out, "beacon_spool_stored_total", "", static_cast<double>(st->stored));
         AppendHeader(out, "beacon_spool_evicted_total", "counter",
                      "Records evicted by the size bound");
         AppendSample(out, "beacon_spool_evicted_total", "", static_cast<double>(st->evicted));

@@ -1,5 +1,6 @@
 #include "base/log.h"
 
+#include <pthread.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -70,5 +71,7 @@ std::string JsonEscape(std::string_view s) {
     }
     return out;
 }
+
+void NameThisThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 }  // namespace beacon::base

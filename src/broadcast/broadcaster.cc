@@ -12,6 +12,7 @@
 #include <future>
 #include <random>
 
+#include "base/log.h"
 #include "broadcast/registry.h"
 #include "broadcast/sampling.h"
 #include "trace/record_codec.h"
@@ -52,12 +53,15 @@ bool ShouldLog(int64_t count) { return count == 1 || count % 1000 == 0; }
 // One destination's view of the stream of records: which of them it still has to send, the
 // records held in memory for it, the batch in flight, and its counters.
 //
-// Positions are sequence numbers (the spool's, or a counter without a spool):
-//   taken_      every record up to it was taken into a batch, or skipped as not wanted
-//   known_upto_ the highest sequence number committed so far
-// In "continuous" mode, mem_ holds exactly the wanted records in (taken_, known_upto_]. When
+// Positions are sequence numbers (given at Submit, or a counter without a spool):
+//   taken_       every record up to it was taken into a batch, or skipped as not wanted
+//   handed_upto_ the last record handed to this destination (at Submit, before any commit)
+//   known_upto_  every record up to it is in the spool, or was delivered by every destination
+//                that wanted it (the writer does not store those)
+// In "continuous" mode, mem_ holds exactly the wanted records in (taken_, handed_upto_]. When
 // memory overflows (or after a restart) the exporter switches to "catch-up": it reads
-// (taken_, known_upto_] from the spool, and goes back to continuous once it has caught up.
+// (taken_, known_upto_] from the spool, while mem_ keeps the newest records handed since it
+// last overflowed; once the reads reach the first of them, it is continuous again.
 class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::Exporter> {
   public:
     struct Item {
@@ -68,7 +72,7 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
     };
 
     Exporter(asio::io_context& ioc, const config::BroadcastConfig& options, Spool* spool,
-             int64_t start_after, int64_t known_upto)
+             int64_t start_after, int64_t known_upto, int64_t handed_upto)
         : options_(options),
           spool_(spool),
           wake_(ioc),
@@ -76,8 +80,10 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
           backoff_timer_(ioc),
           rng_(std::random_device{}()),
           taken_(start_after),
+          handed_upto_(handed_upto),
           known_upto_(known_upto),
-          continuous_(start_after >= known_upto),
+          mem_from_(handed_upto),
+          continuous_(start_after >= handed_upto),
           spool_generation_(spool ? spool->corrupt_set_aside() : 0) {}
 
     // A copy: the destination may be replaced while other threads read it.
@@ -121,45 +127,72 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
         backoff_timer_.cancel();
     }
 
-    // Any thread, in sequence order: records committed for this destination, and the highest
-    // sequence number committed (wanted here or not).
-    void Committed(std::vector<Item> items, int64_t upto) {
+    // Any thread, in sequence order: a record for this destination, as soon as it is submitted.
+    // The spool writer stores it later unless this and every other destination that wants it
+    // delivered it by then.
+    void Handed(Item item) {
+        bool wake = false, batch_full = false;
+        {
+            std::lock_guard lock(mu_);
+            ++accepted_;
+            const bool room = mem_.size() < static_cast<size_t>(options_.queue_capacity) &&
+                              mem_bytes_ + item.bytes <= options_.max_queue_bytes;
+            if (!room && !spool_) {
+                ++dropped_queue_full_;
+                if (ShouldLog(dropped_queue_full_)) {
+                    spdlog::warn(
+                        "broadcast: {} queue full ({} records, {} bytes); dropped {} so far",
+                        config_.name, mem_.size(), mem_bytes_, dropped_queue_full_);
+                }
+                handed_upto_ = item.seq;
+                return;
+            }
+            backlog_ += 1;
+            backlog_bytes_ += item.bytes;
+            if (room) {
+                mem_bytes_ += item.bytes;
+                handed_upto_ = item.seq;
+                mem_.push_back(std::move(item));
+            } else {
+                // The spool will have it (the writer stores what is not delivered): read it back
+                // from there. Memory starts again after it, so what it holds stays contiguous.
+                if (continuous_) {
+                    continuous_ = false;
+                    taken_ = Position();
+                    spdlog::info("broadcast: {} is behind; reading from the spool", config_.name);
+                }
+                ClearMemory();
+                handed_upto_ = item.seq;
+                mem_from_ = item.seq;
+            }
+            if (waiting_ && continuous_) {
+                waiting_ = false;
+                wake = true;
+            }
+            if (filling_ && (mem_.size() >= static_cast<size_t>(options_.max_batch_records) ||
+                             mem_bytes_ >= options_.max_batch_bytes)) {
+                filling_ = false;
+                batch_full = true;
+            }
+        }
+        if (wake || batch_full) {
+            asio::post(wake_.get_executor(), [weak = weak_from_this(), wake, batch_full] {
+                auto self = weak.lock();
+                if (!self) return;
+                if (wake) self->wake_.cancel();
+                if (batch_full) self->flush_timer_.cancel();
+            });
+        }
+    }
+
+    // Any thread: every record up to `upto` is in the spool or needs no reading back.
+    void Committed(int64_t upto) {
         bool wake = false;
         {
             std::lock_guard lock(mu_);
-            for (auto& item : items) {
-                ++accepted_;
-                if (continuous_ && mem_.size() < static_cast<size_t>(options_.queue_capacity) &&
-                    mem_bytes_ + item.bytes <= options_.max_queue_bytes) {
-                    backlog_ += 1;
-                    backlog_bytes_ += item.bytes;
-                    mem_bytes_ += item.bytes;
-                    mem_.push_back(std::move(item));
-                } else if (spool_ && item.durable) {
-                    // The spool has it: read it back from there once memory has room.
-                    backlog_ += 1;
-                    backlog_bytes_ += item.bytes;
-                    if (continuous_) {
-                        continuous_ = false;
-                        taken_ =
-                            mem_.empty() ? std::max(taken_, known_upto_) : mem_.front().seq - 1;
-                        ClearMemory();
-                        spdlog::info("broadcast: {} is behind; reading from the spool",
-                                     config_.name);
-                    }
-                } else if (spool_) {
-                    ++dropped_spool_error_;  // neither in the spool nor room in memory
-                } else {
-                    ++dropped_queue_full_;
-                    if (ShouldLog(dropped_queue_full_)) {
-                        spdlog::warn(
-                            "broadcast: {} queue full ({} records, {} bytes); dropped {} so far",
-                            config_.name, mem_.size(), mem_bytes_, dropped_queue_full_);
-                    }
-                }
-            }
-            known_upto_ = std::max(known_upto_, upto);
-            if (waiting_) {
+            if (upto <= known_upto_) return;
+            known_upto_ = upto;
+            if (waiting_ && !continuous_) {
                 waiting_ = false;
                 wake = true;
             }
@@ -168,6 +201,22 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
             asio::post(wake_.get_executor(), [weak = weak_from_this()] {
                 if (auto self = weak.lock()) self->wake_.cancel();
             });
+        }
+    }
+
+    // Any thread: the spool write of these records (sequence number, bytes) failed; only
+    // memory holds them now.
+    void NotStored(const std::vector<std::pair<int64_t, int64_t>>& records) {
+        std::lock_guard lock(mu_);
+        for (const auto& [seq, bytes] : records) {
+            auto it = std::lower_bound(mem_.begin(), mem_.end(), seq,
+                                       [](const Item& i, int64_t s) { return i.seq < s; });
+            if (it != mem_.end() && it->seq == seq) {
+                it->durable = false;
+            } else if (!continuous_ && seq > taken_) {
+                // Dropped from memory for the spool to hold it, and the spool does not.
+                Forget(dropped_spool_error_, bytes);
+            }
         }
     }
 
@@ -186,6 +235,7 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
             mem_.pop_front();
         }
         taken_ = std::max(taken_, upto);
+        mem_from_ = std::max(mem_from_, upto);
         evicted_upto_ = std::max(evicted_upto_, upto);
         if (!rows.empty() && ShouldLog(dropped_spool_full_)) {
             spdlog::warn("broadcast: spool full; {} lost {} undelivered record(s) so far",
@@ -207,6 +257,7 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
         taken_ = std::min(taken_, from_seq - 1);
         continuous_ = false;
         ClearMemory();
+        mem_from_ = handed_upto_;
         backlog_ += records;
         backlog_bytes_ += bytes;
         waiting_ = false;
@@ -220,13 +271,16 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
         if (generation == spool_generation_) return;
         spool_generation_ = generation;
         if (continuous_) return;  // everything it still needs is in memory
-        const int64_t held = inflight_n_;
+        // What it holds goes on; the rest of its backlog was to be read from the old file.
+        // (Records handed while it was behind and not stored yet are counted too, although the
+        // new file gets them: a damaged spool errs on the side of reporting loss.)
+        const int64_t held = inflight_n_ + static_cast<int64_t>(mem_.size());
         const int64_t lost = std::max<int64_t>(0, backlog_ - held);
         dropped_corrupt_ += lost;
         backlog_ = held;
-        backlog_bytes_ = std::min(backlog_bytes_, inflight_bytes_);
-        taken_ = std::max(taken_, upto);
-        continuous_ = known_upto_ == taken_;
+        backlog_bytes_ = std::min(backlog_bytes_, inflight_bytes_ + mem_bytes_);
+        taken_ = std::max(taken_, std::min(upto, mem_from_));
+        if (taken_ >= mem_from_) Resume();
         if (lost) {
             spdlog::error("broadcast: {} lost {} record(s) with the damaged spool", config_.name,
                           lost);
@@ -246,10 +300,14 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
             bool fill = false;
             {
                 std::lock_guard lock(mu_);
+                if (!continuous_ && taken_ >= mem_from_) Resume();
                 has_work = continuous_ ? !mem_.empty() : taken_ < known_upto_;
                 if (!has_work && stopping_) break;
                 if (!has_work) waiting_ = true;
-                fill = continuous_ && mem_.size() < static_cast<size_t>(options_.max_batch_records);
+                fill = continuous_ &&
+                       mem_.size() < static_cast<size_t>(options_.max_batch_records) &&
+                       mem_bytes_ < options_.max_batch_bytes;
+                filling_ = fill && !stopping_;
             }
             if (!has_work) {
                 wake_.expires_at(Clock::time_point::max());
@@ -257,9 +315,12 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
                 continue;
             }
             if (!stopping_ && fill) {
-                // Let a batch fill for at most one flush interval.
+                // Let a batch fill for at most one flush interval (Handed cuts it short once
+                // the batch is full).
                 flush_timer_.expires_after(milliseconds(options_.flush_interval_ms));
                 co_await flush_timer_.async_wait(kTuple);
+                std::lock_guard lock(mu_);
+                filling_ = false;
             }
             bool read_failed = false;
             auto batch = TakeBatch(read_failed);
@@ -309,13 +370,13 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
             for (const auto& item : mem_) Forget(dropped_shutdown_, item.bytes);
             mem_.clear();
             mem_bytes_ = 0;
-            taken_ = known_upto_;  // nothing to read back: there is no spool
+            taken_ = std::max(handed_upto_, known_upto_);  // nothing to read back: no spool
             return;
         }
-        if (continuous_ && !mem_.empty()) taken_ = mem_.front().seq - 1;
-        if (continuous_ && mem_.empty()) taken_ = std::max(taken_, known_upto_);
+        taken_ = Position();
         continuous_ = false;
         ClearMemory();
+        mem_from_ = handed_upto_;
     }
 
     bool finished() const { return finished_; }
@@ -418,10 +479,7 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
                 row.bytes});
         }
         taken_ = std::max(taken_, reached);
-        if (taken_ >= upto && known_upto_ == upto) {
-            continuous_ = true;
-            spdlog::info("broadcast: {} caught up with the spool", config_.name);
-        }
+        if (taken_ >= mem_from_) Resume();
         MarkInFlight(batch, bytes);
         return batch;
     }
@@ -443,7 +501,18 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
     // Under mu_: every record up to here was taken or is not wanted (the batch in flight aside).
     int64_t Position() const {
         if (!continuous_) return taken_;
-        return mem_.empty() ? known_upto_ : mem_.front().seq - 1;
+        return mem_.empty() ? std::max(handed_upto_, known_upto_) : mem_.front().seq - 1;
+    }
+
+    // Under mu_, in catch-up once the reads reached what memory holds: memory has every record
+    // after taken_, so delivery goes on from there (records already read are dropped from it).
+    void Resume() {
+        while (!mem_.empty() && mem_.front().seq <= taken_) {
+            mem_bytes_ -= mem_.front().bytes;
+            mem_.pop_front();
+        }
+        continuous_ = true;
+        spdlog::info("broadcast: {} caught up with the spool", config_.name);
     }
 
     // Under mu_: empties memory before reading from the spool again; records only memory held
@@ -620,7 +689,10 @@ class Broadcaster::Exporter : public std::enable_shared_from_this<Broadcaster::E
     std::deque<Item> mem_;
     int64_t mem_bytes_ = 0;
     int64_t taken_ = 0;
+    int64_t handed_upto_ = 0;
     int64_t known_upto_ = 0;
+    int64_t mem_from_ = 0;  // catch-up: mem_ holds every wanted record in (mem_from_, handed_upto_]
+    bool filling_ = false;  // Run waits for a batch to fill
     int64_t evicted_upto_ = 0;
     int64_t inflight_first_ = 0, inflight_n_ = 0, inflight_bytes_ = 0;
     int64_t read_failures_ = 0;
@@ -662,6 +734,9 @@ Status Broadcaster::OpenSpool(SpoolOptions options) {
     if (!spool) return spool.error();
     std::lock_guard commit(commit_mu_);
     spool_ = std::move(spool.value());
+    std::lock_guard writer(writer_mu_);
+    next_seq_ = spool_->last_seq();
+    durable_upto_ = next_seq_;
     return Status::Ok();
 }
 
@@ -690,13 +765,16 @@ void Broadcaster::Upsert(std::unique_ptr<Destination> destination) {
             return;
         }
     }
-    // A new destination starts after what is already committed, or from its stored cursor.
-    int64_t known = spool_ ? spool_->last_seq() : memory_seq_;
-    int64_t start = known;
+    // A new destination starts after what was already submitted, or from its stored cursor.
+    // writer_mu_ holds Submit back until the exporter is listed, so it misses no record.
+    std::lock_guard writer(writer_mu_);
+    const int64_t handed = spool_ ? next_seq_ : memory_seq_;
+    const int64_t known = spool_ ? durable_upto_.load() : memory_seq_;
+    int64_t start = handed;
     if (spool_) {
-        if (auto c = spool_->TakeStoredCursor(id)) start = std::min(*c, known);
+        if (auto c = spool_->TakeStoredCursor(id)) start = std::min(*c, handed);
     }
-    auto exporter = std::make_shared<Exporter>(ioc_, options_, spool_.get(), start, known);
+    auto exporter = std::make_shared<Exporter>(ioc_, options_, spool_.get(), start, known, handed);
     exporter->Replace(shared);
     if (spool_ && start < known) {
         if (auto b = spool_->Backlog(id, start)) {
@@ -749,10 +827,15 @@ void Broadcaster::Start() {
     started_ = true;
     accepting_ = true;
     thread_ = std::thread([this] {
+        base::NameThisThread("beacon-export");
         auto guard = asio::make_work_guard(ioc_);
         ioc_.run();
     });
-    if (spool_) writer_ = std::thread([this] { WriterLoop(); });
+    if (spool_)
+        writer_ = std::thread([this] {
+            base::NameThisThread("beacon-spool");
+            WriterLoop();
+        });
 }
 
 void Broadcaster::Submit(trace::RecordPtr record) {
@@ -767,16 +850,21 @@ void Broadcaster::Submit(trace::RecordPtr record) {
     if (p.wanting.empty()) return;
     p.bytes = EstimatedBytes(*record);
     p.record = std::move(record);
+    const auto bytes = static_cast<int64_t>(p.bytes);
     if (!spool_) {
         // Memory only: hand the record to its destinations now, in sequence order.
         std::lock_guard commit(commit_mu_);
         const int64_t seq = ++memory_seq_;
         for (auto& e : p.wanting) {
-            e->Committed({Exporter::Item{seq, p.record, static_cast<int64_t>(p.bytes)}}, seq);
+            e->Handed({seq, p.record, bytes});
+            e->Committed(seq);
         }
         return;
     }
     p.created_ms = NowUnixMs();
+    p.at = Clock::now();
+    // Each destination gets the record now; the spool writer stores it one flush interval
+    // later unless every destination that wanted it delivered it by then.
     std::unique_lock lock(writer_mu_);
     if (writer_queue_.size() >= static_cast<size_t>(options_.queue_capacity) ||
         writer_queue_bytes_ + p.bytes > static_cast<size_t>(options_.max_queue_bytes)) {
@@ -784,7 +872,8 @@ void Broadcaster::Submit(trace::RecordPtr record) {
         for (auto& e : p.wanting) e->CountQueueFull();
         return;
     }
-    if (writer_queue_.empty()) first_pending_at_ = Clock::now();
+    p.seq = ++next_seq_;
+    for (auto& e : p.wanting) e->Handed({p.seq, p.record, bytes});
     writer_queue_bytes_ += p.bytes;
     writer_queue_.push_back(std::move(p));
     if (writer_queue_.size() == 1) writer_cv_.notify_one();
@@ -815,11 +904,24 @@ void Broadcaster::WriterLoop() {
             std::unique_lock lock(writer_mu_);
             writer_cv_.wait_for(lock, kCursorSaveInterval,
                                 [&] { return !writer_queue_.empty() || writer_stop_; });
-            // Group what arrives within one flush interval of the first record.
-            writer_cv_.wait_until(lock, first_pending_at_ + flush, [&] { return writer_stop_; });
-            group.swap(writer_queue_);
-            writer_queue_bytes_ = 0;
+            // Wait until the oldest record is one flush interval old, then take every record at
+            // least half an interval old: each gets that long to be delivered without being
+            // stored, and groups are at least half an interval apart.
+            if (!writer_queue_.empty()) {
+                writer_cv_.wait_until(lock, writer_queue_.front().at + flush,
+                                      [&] { return writer_stop_; });
+            }
             stop = writer_stop_;
+            const auto cut = Clock::now() - flush / 2;
+            size_t n = 0;
+            while (n < writer_queue_.size() && (stop || writer_queue_[n].at <= cut)) {
+                writer_queue_bytes_ -= writer_queue_[n].bytes;
+                ++n;
+            }
+            group.assign(std::make_move_iterator(writer_queue_.begin()),
+                         std::make_move_iterator(writer_queue_.begin() + static_cast<long>(n)));
+            writer_queue_.erase(writer_queue_.begin(),
+                                writer_queue_.begin() + static_cast<long>(n));
         }
         const bool save = Clock::now() - last_save >= kCursorSaveInterval;
         if (!group.empty() || save || stop) {
@@ -834,51 +936,59 @@ void Broadcaster::WriterLoop() {
 }
 
 void Broadcaster::CommitGroup(std::vector<Pending> group, bool force_cursors) {
+    // A record every destination that wanted it has delivered needs no storing. Cursors only
+    // move forward, so a look taken now can only miss deliveries, never invent one.
+    const auto delivered = Cursors();
     std::vector<Spool::NewRecord> rows;
-    rows.reserve(group.size());
+    std::vector<const Pending*> stored;
     for (const auto& p : group) {
         std::vector<std::string> ids;
-        ids.reserve(p.wanting.size());
-        for (const auto& e : p.wanting) ids.push_back(e->id());
-        rows.push_back({p.created_ms, JoinDestinations(ids), trace::EncodeRecord(*p.record)});
+        bool done = true;
+        for (const auto& e : p.wanting) {
+            ids.push_back(e->id());
+            auto it = delivered.find(e->id());
+            if (it != delivered.end() && it->second < p.seq) done = false;  // removed: done
+        }
+        if (done) continue;
+        rows.push_back({p.created_ms, JoinDestinations(ids), trace::EncodeRecord(*p.record), p.seq,
+                        static_cast<int64_t>(p.bytes)});
+        stored.push_back(&p);
     }
+    const int64_t upto = group.empty() ? 0 : group.back().seq;
     std::lock_guard commit(commit_mu_);
     auto cursors = Cursors();
-    if (rows.empty() && !force_cursors) return;
-    if (rows.empty() && cursors == saved_cursors_) return;
+    if (rows.empty() && upto <= durable_upto_ && (!force_cursors || cursors == saved_cursors_)) {
+        return;
+    }
     // No reader may see this commit's evictions before its destination has counted them.
     std::lock_guard gate(spool_->read_gate());
-    auto result = spool_->Commit(rows, cursors);
-    int64_t first = 0;
+    Result<Spool::CommitResult> result = Spool::CommitResult{};
+    if (!rows.empty() || cursors != saved_cursors_) result = spool_->Commit(rows, cursors, upto);
     if (!result) {
-        // Still deliver from memory; a restart before delivery would lose these records.
+        // Still delivered from memory; a restart before delivery would lose these records.
         static std::atomic<int64_t> failures{0};
         if (ShouldLog(++failures)) {
             spdlog::error("broadcast: {} ({} record(s) held in memory only)",
                           result.error().message, rows.size());
         }
-        if (!rows.empty()) first = spool_->Reserve(static_cast<int64_t>(rows.size()));
     } else {
         saved_cursors_ = cursors;
-        first = result->first_seq;
     }
-    const int64_t upto = result ? result->last_seq : spool_->last_seq();
-    std::map<Exporter*, std::vector<Exporter::Item>> per;
-    if (first) {
-        for (size_t i = 0; i < group.size(); ++i) {
-            const int64_t bytes = SpoolRowBytes(rows[i].body, rows[i].dests);
-            for (auto& e : group[i].wanting) {
-                per[e.get()].push_back(
-                    {first + static_cast<int64_t>(i), group[i].record, bytes, result.ok()});
-            }
-        }
-    }
+    durable_upto_ = std::max(durable_upto_.load(), upto);
     std::shared_lock lock(mu_);
     const int64_t generation = spool_->corrupt_set_aside();
     for (auto& e : exporters_) {
-        e->SpoolReplaced(generation, upto);
-        auto it = per.find(e.get());
-        e->Committed(it == per.end() ? std::vector<Exporter::Item>{} : std::move(it->second), upto);
+        e->SpoolReplaced(generation, durable_upto_);
+        if (!result) {
+            std::vector<std::pair<int64_t, int64_t>> lost;
+            for (const Pending* p : stored) {
+                for (const auto& w : p->wanting) {
+                    if (w == e) lost.emplace_back(p->seq, static_cast<int64_t>(p->bytes));
+                }
+            }
+            if (!lost.empty()) e->NotStored(lost);
+        }
+        e->Committed(durable_upto_);
     }
     if (result && !result->evicted.empty()) {
         const int64_t evicted_upto = result->evicted.back().seq;
@@ -1022,7 +1132,10 @@ std::optional<DestinationHealth> Broadcaster::Health(const std::string& id) cons
 
 std::optional<SpoolStats> Broadcaster::SpoolStatus() const {
     if (!spool_) return std::nullopt;
-    return spool_->Stats();
+    SpoolStats s = spool_->Stats();
+    // Records delivered before they needed storing took sequence numbers too.
+    s.last_seq = std::max(s.last_seq, durable_upto_.load());
+    return s;
 }
 
 }  // namespace beacon::broadcast

@@ -2,10 +2,11 @@
 // record is handed to the spool writer (or, without a spool, straight to the destinations that
 // want it) and the request goes on.
 //
-//   Submit --> writer queue --> spool thread: group commit to the spool (SQLite, WAL) every
-//              (bounded)        spool.flush_interval_ms, then each destination that wanted a
-//                               record gets it in memory (bounded) --> exporter coroutine
-//                                                                         |
+//   Submit --> each destination that wants the record, in memory (bounded) --> exporter coroutine
+//         \-> writer queue (bounded) --> spool thread: a record still undelivered somewhere one
+//              flush interval later is stored (SQLite, WAL, group commit); one every destination
+//              delivered by then is not (the common case: the spool costs nothing while
+//              destinations keep up)
 //              a destination that fell behind (memory full, restart) reads from the spool
 //
 // One Broadcast thread runs an exporter coroutine per destination, so a slow destination never
@@ -124,7 +125,9 @@ class Broadcaster final : public trace::RecordSink {
     struct Pending {
         trace::RecordPtr record;
         std::vector<std::shared_ptr<Exporter>> wanting;
+        int64_t seq = 0;
         int64_t created_ms = 0;
+        std::chrono::steady_clock::time_point at;  // when submitted
         size_t bytes = 0;
     };
 
@@ -151,9 +154,12 @@ class Broadcaster final : public trace::RecordSink {
     // The spool writer.
     std::mutex writer_mu_;
     std::condition_variable writer_cv_;
-    std::vector<Pending> writer_queue_;
+    std::deque<Pending> writer_queue_;  // in sequence order
     size_t writer_queue_bytes_ = 0;
-    std::chrono::steady_clock::time_point first_pending_at_;
+    int64_t next_seq_ = 0;  // the last sequence number given (under writer_mu_)
+    // Every record up to here is in the spool or was delivered wherever it was wanted (written
+    // under commit_mu_).
+    std::atomic<int64_t> durable_upto_{0};
     bool writer_stop_ = false;
     std::thread writer_;
     std::map<std::string, int64_t> saved_cursors_;  // spool thread only

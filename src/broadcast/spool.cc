@@ -19,6 +19,9 @@ namespace {
 constexpr char kSep = '\x1f';
 // Bytes a row costs beyond its body and destination list (keys, header, index entry).
 constexpr int64_t kRowOverhead = 48;
+// A row's size against the bound, in SQL (as SpoolRowBytes; length() of a blob reads only the
+// row header). The `bytes` column is the caller's accounting of the record, not its size here.
+#define SIZE_SQL "length(body) + length(dests) + 48"
 
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS records(
@@ -163,9 +166,9 @@ Status Spool::Prepare() {
         }();
         if (status && !corrupt) {
             // Counts, cursors and the next sequence number come from what the file holds.
-            Statement totals(writer_->handle(),
-                             "SELECT COUNT(*), COALESCE(SUM(bytes), 0), COALESCE(MAX(seq), 0) "
-                             "FROM records");
+            Statement totals(writer_->handle(), "SELECT COUNT(*), COALESCE(SUM(" SIZE_SQL
+                                                "), 0), "
+                                                "COALESCE(MAX(seq), 0) FROM records");
             Statement cursors(writer_->handle(), "SELECT destination, seq FROM cursors");
             int rc = totals.Step();
             if (rc == SQLITE_ROW) {
@@ -222,7 +225,8 @@ Status Spool::SetAside(const std::string& why) {
 }
 
 Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
-                                          const std::map<std::string, int64_t>& cursors) {
+                                          const std::map<std::string, int64_t>& cursors,
+                                          int64_t handled_upto) {
     for (int tries = 0;; ++tries) {
         int code = SQLITE_OK;
         CommitResult out;
@@ -253,8 +257,10 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
                              "VALUES(?, ?, ?, ?, ?)");
             for (const auto& r : records) {
                 const int64_t bytes = SpoolRowBytes(r.body, r.dests);
+                seq = r.seq ? r.seq : seq + 1;
                 insert.Reset();
-                insert.Bind(1, ++seq).Bind(2, r.created_ms).Bind(3, r.dests).Bind(4, bytes);
+                insert.Bind(1, seq).Bind(2, r.created_ms).Bind(3, r.dests);
+                insert.Bind(4, r.bytes ? r.bytes : bytes);
                 insert.BindBlob(5, r.body);
                 if (int rc = insert.Step(); rc != SQLITE_DONE) return fail(rc);
                 if (!out.first_seq) out.first_seq = seq;
@@ -266,6 +272,7 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
                 return s;
             }
             Statement put(writer_->handle(), "INSERT INTO cursors(destination, seq) VALUES(?, ?)");
+            seq = std::max(seq, handled_upto);
             int64_t done = seq;  // with no destination, nothing is waited for
             for (const auto& [id, c] : cursors) {
                 put.Reset();
@@ -273,8 +280,9 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
                 if (int rc = put.Step(); rc != SQLITE_DONE) return fail(rc);
                 done = std::min(done, c);
             }
-            Statement sum(writer_->handle(),
-                          "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM records WHERE seq <= ?");
+            Statement sum(writer_->handle(), "SELECT COUNT(*), COALESCE(SUM(" SIZE_SQL
+                                             "), 0) FROM records "
+                                             "WHERE seq <= ?");
             sum.Bind(1, done);
             if (int rc = sum.Step(); rc != SQLITE_ROW) return fail(rc);
             if (sum.Int(0) > 0) {
@@ -287,8 +295,8 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
             // The size bound: the oldest rows go first, whoever still wanted them.
             while (bytes_n > options_.max_bytes && records_n > 0) {
                 Statement oldest(writer_->handle(),
-                                 "SELECT seq, created_ms, dests, bytes FROM records "
-                                 "ORDER BY seq LIMIT 256");
+                                 "SELECT seq, created_ms, dests, bytes, " SIZE_SQL
+                                 " FROM records ORDER BY seq LIMIT 256");
                 int64_t upto = 0;
                 int rc;
                 while (bytes_n > options_.max_bytes && (rc = oldest.Step()) == SQLITE_ROW) {
@@ -298,7 +306,7 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
                     row.dests = oldest.Text(2);
                     row.bytes = oldest.Int(3);
                     upto = row.seq;
-                    bytes_n -= row.bytes;
+                    bytes_n -= oldest.Int(4);
                     --records_n;
                     out.evicted.push_back(std::move(row));
                 }
@@ -322,6 +330,7 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
             records_ = records_n;
             bytes_ = bytes_n;
             evicted_ += static_cast<int64_t>(out.evicted.size());
+            stored_ += static_cast<int64_t>(records.size());
             out.last_seq = seq;
             return out;
         }
@@ -407,13 +416,6 @@ int64_t Spool::corrupt_set_aside() const {
     return corrupt_set_aside_;
 }
 
-int64_t Spool::Reserve(int64_t n) {
-    std::lock_guard lock(stats_mu_);
-    const int64_t first = last_seq_ + 1;
-    last_seq_ += n;
-    return first;
-}
-
 int64_t Spool::last_seq() const {
     std::lock_guard lock(stats_mu_);
     return last_seq_;
@@ -427,6 +429,7 @@ SpoolStats Spool::Stats() const {
     std::lock_guard lock(stats_mu_);
     s.records = records_;
     s.bytes = bytes_;
+    s.stored = stored_;
     s.evicted = evicted_;
     s.corrupt_set_aside = corrupt_set_aside_;
     s.last_seq = last_seq_;

@@ -53,7 +53,7 @@ struct SpoolRow {
     int64_t seq = 0;
     int64_t created_ms = 0;
     std::string dests;
-    int64_t bytes = 0;  // accounted size (body plus row overhead)
+    int64_t bytes = 0;  // accounted size, as the writer gave it (default: body plus overhead)
     std::string body;   // empty when only the header was read
 };
 
@@ -63,6 +63,7 @@ struct SpoolStats {
     int64_t bytes = 0;       // accounted bytes of the rows held
     int64_t file_bytes = 0;  // database + WAL on disk
     int64_t max_bytes = 0;
+    int64_t stored = 0;             // rows written since start
     int64_t evicted = 0;            // rows evicted by the size bound since start
     int64_t corrupt_set_aside = 0;  // damaged files moved aside since start
     int64_t last_seq = 0;
@@ -82,17 +83,22 @@ class Spool {
         int64_t created_ms = 0;
         std::string dests;
         std::string body;
+        int64_t seq = 0;    // 0: the next after the last one
+        int64_t bytes = 0;  // what readers account the record for; 0: its size here
     };
     struct CommitResult {
         int64_t first_seq = 0;          // of the appended rows (0 when none)
         int64_t last_seq = 0;           // highest sequence number committed so far
         std::vector<SpoolRow> evicted;  // headers of rows the size bound removed, oldest first
     };
-    // In one transaction: appends `records` (sequence numbers assigned in order), stores the
-    // cursors of the destinations in `cursors` (and forgets the others), deletes rows every one
-    // of them is done with, and evicts the oldest rows past the size bound.
+    // In one transaction: appends `records` (with their sequence numbers, increasing and above
+    // every earlier one, or numbered in order), stores the cursors of the destinations in
+    // `cursors` (and forgets the others), deletes rows every one of them is done with, and
+    // evicts the oldest rows past the size bound. `handled_upto`: the caller used sequence
+    // numbers up to here (records it did not need to store), so they are never given again.
     Result<CommitResult> Commit(const std::vector<NewRecord>& records,
-                                const std::map<std::string, int64_t>& cursors);
+                                const std::map<std::string, int64_t>& cursors,
+                                int64_t handled_upto = 0);
 
     // --- reader side (any thread; serialised internally) ---
 
@@ -116,9 +122,6 @@ class Spool {
     // compares it to know that what it had not read yet is gone).
     int64_t corrupt_set_aside() const;
     int64_t last_seq() const;
-    // After a failed Commit: takes `n` sequence numbers for records that are held in memory
-    // only, so sequence numbers stay unique. Returns the first.
-    int64_t Reserve(int64_t n);
     SpoolStats Stats() const;
 
   private:
@@ -140,6 +143,7 @@ class Spool {
     int64_t last_seq_ = 0;
     int64_t records_ = 0;
     int64_t bytes_ = 0;
+    int64_t stored_ = 0;
     int64_t evicted_ = 0;
     int64_t corrupt_set_aside_ = 0;
 };

@@ -116,7 +116,7 @@ struct DestinationConfig {
 // | [broadcast.langfuse_regions]           | 4 clouds | regions probed on a 401 (tests: fakes)      |
 // | broadcast.spool.enabled                | true    | records go through the on-disk spool         |
 // | broadcast.spool.path                   | "<data_dir>/spool.db" | SQLite (WAL) file              |
-// | broadcast.spool.flush_interval_ms      | 50      | the writer commits a group at least this often|
+// | broadcast.spool.flush_interval_ms      | 50      | a record undelivered this long is stored     |
 // | broadcast.spool.max_bytes              | 1 GiB   | past it the oldest records are evicted       |
 // | broadcast.spool.sync                   | "normal" | "normal": survives a crash of Beacon; "full":|
 // |                                        |         | of the machine too (slower); "off"           |

@@ -18,6 +18,8 @@
 #include <list>
 #include <optional>
 
+#include "base/log.h"
+
 namespace beacon::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -410,7 +412,10 @@ Result<uint16_t> Server::Start() {
     for (auto& w : workers_) {
         asio::co_spawn(w->ioc, AcceptLoop(w.get(), &options_, &handler_, in_flight_),
                        asio::detached);
-        threads_.emplace_back([worker = w.get()] { worker->ioc.run(); });
+        threads_.emplace_back([worker = w.get()] {
+            base::NameThisThread("beacon-http");
+            worker->ioc.run();
+        });
     }
     return port;
 }

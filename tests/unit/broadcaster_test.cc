@@ -506,13 +506,73 @@ TEST(BroadcasterSpool, DestinationsHaveTheirOwnCursor) {
     for (int i = 0; i < 10; ++i) b.Submit(Rec(i));
     ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 10; }));  // "good"
     EXPECT_EQ(b.Health("bad")->backlog, 10);
-    EXPECT_EQ(b.SpoolStatus()->records, 10);
+    // Stored although "good" has them: "bad" did not deliver them within the flush interval.
+    ASSERT_TRUE(WaitForSpool(b, [](const auto& s) { return s.records == 10; }));
+    EXPECT_EQ(b.SpoolStatus()->stored, 10);
     // Replay to "good": its records are still in the spool because "bad" needs them.
     auto replayed = b.Replay("good", 0);
     ASSERT_TRUE(replayed.ok()) << replayed.error().message;
     EXPECT_EQ(*replayed, 10);
     ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 20; }));
     b.Shutdown(milliseconds(100));
+}
+
+// Verifies that records every destination delivered within the spool's flush interval are
+// never written to it, while their sequence numbers are still used up.
+TEST(BroadcasterSpool, DeliveredInTimeIsNotStored) {
+    SpoolDir dir;
+    auto options = SpoolBroadcastOptions();
+    options.spool.flush_interval_ms = 1000;  // ample time to deliver, even on a loaded machine
+    options.max_batch_records = 5;           // full batches go at once
+    options.flush_interval_ms = 60000;       // so only full batches go
+    auto dest =
+        std::make_unique<ScriptedDestination>([](auto&, int) { return ExportOutcome::Ok(); });
+    Broadcaster b(options);
+    ASSERT_TRUE(b.OpenSpool(dir.Options()).ok());
+    b.Upsert(std::move(dest));
+    b.Start();
+    for (int i = 0; i < 20; ++i) b.Submit(Rec(i));
+    ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 20; }));
+    // The writer has looked at all 20 (last_seq) and stored none of them.
+    ASSERT_TRUE(WaitForSpool(b, [](const auto& s) { return s.last_seq == 20; }));
+    EXPECT_EQ(b.SpoolStatus()->stored, 0);
+    EXPECT_EQ(b.SpoolStatus()->records, 0);
+    EXPECT_EQ(b.Health().at(0).backlog, 0);
+    b.Shutdown(milliseconds(1000));
+}
+
+// Verifies that sequence numbers used by records that were never stored are not given again
+// after a restart, so a destination's stored cursor never covers a new record.
+TEST(BroadcasterSpool, SequenceSurvivesUnstoredRecords) {
+    SpoolDir dir;
+    auto options = SpoolBroadcastOptions();
+    options.max_batch_records = 1;
+    {
+        auto dest =
+            std::make_unique<ScriptedDestination>([](auto&, int) { return ExportOutcome::Ok(); });
+        Broadcaster b(options);
+        ASSERT_TRUE(b.OpenSpool(dir.Options()).ok());
+        b.Upsert(std::move(dest));
+        b.Start();
+        for (int i = 0; i < 5; ++i) b.Submit(Rec(i));
+        ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 5; }));
+        b.Shutdown(milliseconds(1000));  // stores the final cursor (5)
+    }
+    // Next start: the destination is down, so the new record must be stored and resent later.
+    std::atomic<bool> open{false};
+    auto dest = std::make_unique<ScriptedDestination>(
+        [&open](auto&, int) { return open ? ExportOutcome::Ok() : Retry(); });
+    auto* d = dest.get();
+    Broadcaster b(options);
+    ASSERT_TRUE(b.OpenSpool(dir.Options()).ok());
+    b.Upsert(std::move(dest));
+    b.Start();
+    b.Submit(Rec(100));
+    ASSERT_TRUE(WaitForSpool(b, [](const auto& s) { return s.records == 1 && s.last_seq == 6; }));
+    open = true;
+    ASSERT_TRUE(WaitFor(b, [](const auto& h) { return h.delivered == 1; }));
+    EXPECT_EQ(Counts(*d).count("gen-100"), 1u);
+    b.Shutdown(milliseconds(1000));
 }
 
 }  // namespace
