@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
 
 namespace beacon::base {
@@ -54,7 +55,10 @@ void AppendJsonNumber(std::string& out, double v) {
 }
 
 void AppendJsonInt(std::string& out, int64_t v) {
-    fmt::format_to(std::back_inserter(out), "{}", v);
+    // std::to_chars: same digits as fmt's "{}", without its type-erased formatting path.
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+    out.append(buf, r.ptr);
 }
 
 }  // namespace beacon::base

@@ -71,6 +71,8 @@ Result<Origin, ClientError> ParseUrl(const std::string& url) {
     return o;
 }
 
+constexpr size_t kReadBufferBytes = 16 * 1024;
+
 struct Conn {
     std::string key;
     std::unique_ptr<beast::tcp_stream> plain;
@@ -97,10 +99,12 @@ class Pool final : public asio::execution_context::service {
   private:
     void shutdown() override {
         std::lock_guard lock(mu_);
+        shut_down_ = true;
         idle_.clear();
     }
 
     std::mutex mu_;
+    bool shut_down_ = false;  // the io_context is going away: pool nothing more
     std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> idle_;
 };
 
@@ -134,6 +138,7 @@ std::unique_ptr<Conn> Pool::Take(const std::string& key) {
 
 void Pool::Put(std::unique_ptr<Conn> conn) {
     std::lock_guard lock(mu_);
+    if (shut_down_) return;
     auto& idle = idle_[conn->key];
     if (idle.size() >= kPoolMaxPerOrigin) return;
     conn->idle_since = std::chrono::steady_clock::now();
@@ -154,6 +159,9 @@ asio::awaitable<Result<std::unique_ptr<Conn>, ClientError>> Connect(const Origin
     auto ex = co_await asio::this_coro::executor;
     auto conn = std::make_unique<Conn>();
     conn->key = origin.key();
+    // Beast reads max(512, free capacity) bytes at a time: room up front makes a typical
+    // response one recv instead of several.
+    conn->buffer.reserve(kReadBufferBytes);
     if (origin.tls) {
         conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, TlsContext());
     } else {
@@ -221,7 +229,14 @@ class ResponseImpl final : public ClientResponse {
           deadline_(deadline),
           cancel_(cancel) {}
 
-    ~ResponseImpl() override { cancel_.Clear(); }
+    // A caller that stops reading at the end of the content (a stream's [DONE]) usually has the
+    // rest of the message, the last chunk, already received: parse it, so the connection goes
+    // back to the pool instead of being closed.
+    ~ResponseImpl() override {
+        if (conn_ && !parser_->is_done() && conn_->buffer.size() > 0) ParseBuffered();
+        Finish();
+        cancel_.Clear();
+    }
 
     int status() const override { return static_cast<int>(parser_->get().result_int()); }
 
@@ -261,6 +276,20 @@ class ResponseImpl final : public ClientResponse {
     }
 
   private:
+    // Feeds the parser what is already buffered, without reading from the socket.
+    void ParseBuffered() {
+        for (int i = 0; i < 8 && !parser_->is_done() && conn_->buffer.size() > 0; ++i) {
+            auto& body = parser_->get().body();
+            body.data = buf_;
+            body.size = sizeof(buf_);
+            boost::system::error_code ec;
+            const size_t used = parser_->put(conn_->buffer.data(), ec);
+            conn_->buffer.consume(used);
+            if (ec && ec != bhttp::error::need_buffer) return;
+            if (used == 0 && sizeof(buf_) == parser_->get().body().size) return;  // no progress
+        }
+    }
+
     void Finish() {
         if (!conn_) return;
         cancel_.Clear();

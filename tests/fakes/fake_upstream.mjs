@@ -23,6 +23,7 @@
 //                 usageInLastChunk  put usage on the last chunk instead of a separate one,
 //                 sendUsage      force usage on/off; by default it follows the request's
 //                                stream_options.include_usage, like OpenAI.
+//                 doneWithEnd    send [DONE] and the end of the body in one write.
 //               }
 //               `raw` in a chunk is written verbatim as the data payload (for malformed input).
 //
@@ -180,6 +181,8 @@ export async function startFakeUpstream({ port = 0 } = {}) {
                 body,
                 rawBody,
                 aborted: false,
+                /** The client's port: equal ports mean one reused connection. */
+                remotePort: req.socket.remotePort,
             };
             requests.push(record);
             notify();
@@ -315,6 +318,12 @@ export async function startFakeUpstream({ port = 0 } = {}) {
         }
         if (sendUsage && !spec.usageInLastChunk) {
             await write(JSON.stringify(envelope([], { usage })));
+        }
+        if (spec.doneWithEnd) {
+            // [DONE] and the last chunk in one write, as many servers send them.
+            if (spec.chunkDelayMs > 0) await sleep(spec.chunkDelayMs, undefined, { signal });
+            res.end('data: [DONE]\n\n');
+            return;
         }
         await write('[DONE]');
         res.end();

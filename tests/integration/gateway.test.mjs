@@ -326,6 +326,18 @@ describe('gateway core', { timeout: 60_000 }, () => {
             assert.deepEqual(finishes, ['stop']);
         });
 
+        test('a stream whose end arrives with [DONE] leaves its provider connection for the next call', async () => {
+            stack.fake.enqueue({ stream: { doneWithEnd: true } }, { stream: { doneWithEnd: true } });
+            for (let i = 0; i < 2; i++) {
+                const res = await openStream(stack, BASE);
+                assert.equal(res.status, 200);
+                const { data } = dataOf(await collectSse(res.body));
+                assert.equal(data.at(-1).data, '[DONE]');
+            }
+            const [first, second] = await stack.fake.waitForRequests(2);
+            assert.equal(second.remotePort, first.remotePort, 'the second stream must reuse the connection');
+        });
+
         test('the provider is asked to stream with usage, whatever the client said about usage', async () => {
             const res = await openStream(stack, { ...BASE, temperature: 0.2, stream_options: { include_usage: false } });
             assert.equal(res.status, 200);

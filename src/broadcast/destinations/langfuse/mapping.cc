@@ -404,6 +404,7 @@ Mapped Map(const trace::TraceRecord& r, bool privacy) {
     }
 
     auto& meta = m.observation_metadata;
+    meta.reserve(7);
     meta.emplace_back("provider", r.provider);
     meta.emplace_back("generation_id", r.generation_id);
     meta.emplace_back("finish_reason", r.finish_reason);
