@@ -33,18 +33,23 @@ std::string IsalGzip(std::string_view data, int level) {
     zs.next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(data.data()));
     zs.avail_in = static_cast<uint32_t>(data.size());
     // Stored blocks cost 5 bytes per 64 KiB, the gzip wrapper 18: room for incompressible data.
-    std::string out;
-    out.resize(data.size() + data.size() / 1024 + 64);
+    // The scratch buffer is kept per thread: a fresh one per body cost more (zeroing, page
+    // faults) than the compression itself.
+    thread_local std::vector<uint8_t> scratch;
+    const size_t bound = data.size() + data.size() / 1024 + 64;
+    if (scratch.size() < bound) scratch.resize(bound);
     size_t done = 0;
     for (;;) {
-        zs.next_out = reinterpret_cast<uint8_t*>(out.data() + done);
-        zs.avail_out = static_cast<uint32_t>(out.size() - done);
+        zs.next_out = scratch.data() + done;
+        zs.avail_out = static_cast<uint32_t>(std::min<size_t>(scratch.size() - done, UINT32_MAX));
         if (isal_deflate(&zs) != COMP_OK) throw std::runtime_error("isa-l: deflate failed");
-        done = out.size() - zs.avail_out;
+        done = static_cast<size_t>(zs.next_out - scratch.data());
         if (zs.internal_state.state == ZSTATE_END) break;
-        out.resize(out.size() * 2);
+        scratch.resize(scratch.size() * 2);
     }
-    out.resize(done);
+    std::string out(reinterpret_cast<const char*>(scratch.data()), done);
+    // A rare huge body should not pin its buffer for the life of the thread.
+    if (scratch.size() > (size_t{8} << 20)) std::vector<uint8_t>().swap(scratch);
     return out;
 }
 

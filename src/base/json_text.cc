@@ -4,8 +4,26 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 namespace beacon::base {
+
+namespace {
+
+// Whether one of the 8 bytes of `w` is below 0x20, '"' or '\\' (the classic "has a byte less
+// than n" and "has a zero byte" word tricks; exact as a yes/no answer).
+bool NeedsEscape8(uint64_t w) {
+    constexpr uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr uint64_t kHigh = 0x8080808080808080ULL;
+    const uint64_t quote = w ^ (kOnes * '"');
+    const uint64_t backslash = w ^ (kOnes * '\\');
+    const uint64_t control = (w - kOnes * 0x20) & ~w;
+    const uint64_t has = control | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash);
+    return (has & kHigh) != 0;
+}
+
+}  // namespace
 
 void AppendJsonString(std::string& out, std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";
@@ -13,6 +31,14 @@ void AppendJsonString(std::string& out, std::string_view s) {
     out.push_back('"');
     size_t run = 0;  // start of the current run of bytes that need no escaping
     for (size_t i = 0; i < s.size(); ++i) {
+        // Eight clean bytes at a time: prompts are long and rarely need escaping.
+        while (i + 8 <= s.size()) {
+            uint64_t w;
+            std::memcpy(&w, s.data() + i, 8);
+            if (NeedsEscape8(w)) break;
+            i += 8;
+        }
+        if (i >= s.size()) break;
         const auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         out.append(s.data() + run, i - run);

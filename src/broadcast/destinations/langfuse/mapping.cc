@@ -13,6 +13,7 @@
 namespace beacon::broadcast::langfuse {
 namespace {
 
+using namespace std::string_view_literals;
 using base::AppendJsonInt;
 using base::AppendJsonNumber;
 using base::AppendJsonString;
@@ -135,9 +136,9 @@ class Attributes {
 
     void String(std::string_view key, std::string_view value) {
         Key(key);
-        out_ += R"({"stringValue":)";
+        out_ += R"({"stringValue":)"sv;
         AppendJsonString(out_, value);
-        out_ += "}}";
+        out_ += "}}"sv;
     }
     void Strings(std::string_view key, const std::vector<std::string>& values) {
         Key(key);
@@ -155,9 +156,9 @@ class Attributes {
     void Key(std::string_view key) {
         if (!first_) out_.push_back(',');
         first_ = false;
-        out_ += R"({"key":)";
+        out_ += R"({"key":)"sv;
         AppendJsonString(out_, key);
-        out_ += R"(,"value":)";
+        out_ += R"(,"value":)"sv;
     }
     std::string& out_;
     bool first_ = true;
