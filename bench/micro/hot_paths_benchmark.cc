@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
 
@@ -153,5 +154,20 @@ void BM_SpoolAppend(benchmark::State& state) {
     std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_SpoolAppend)->Arg(1)->Arg(50)->Arg(250);
+
+// The reference: a fixed workload that is none of our code (sorting 4096 pseudo-random ints), so
+// its time follows only the machine's speed at the moment. bench/micro/run prints every result
+// as a ratio to it, which is what to compare across runs on a noisy machine.
+void BM_Reference(benchmark::State& state) {
+    std::vector<uint32_t> input(4096);
+    uint32_t x = 12345;
+    for (auto& v : input) v = x = x * 1103515245u + 12345u;
+    for (auto _ : state) {
+        auto v = input;
+        std::sort(v.begin(), v.end());
+        benchmark::DoNotOptimize(v.data());
+    }
+}
+BENCHMARK(BM_Reference);
 
 }  // namespace
