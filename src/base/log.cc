@@ -4,6 +4,8 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include "base/json_text.h"
+
 namespace beacon::base {
 namespace {
 
@@ -39,37 +41,10 @@ void InitLogging(std::string_view level, LogFormat format) {
 }
 
 std::string JsonEscape(std::string_view s) {
+    // The escaping of JSON string values, without the quotes around them.
     std::string out;
-    out.reserve(s.size());
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    static constexpr char kHex[] = "0123456789abcdef";
-                    out += "\\u00";
-                    out.push_back(kHex[c >> 4]);
-                    out.push_back(kHex[c & 0xf]);
-                } else {
-                    out.push_back(static_cast<char>(c));
-                }
-        }
-    }
-    return out;
+    AppendJsonString(out, s);
+    return out.substr(1, out.size() - 2);
 }
 
 void NameThisThread(const char* name) { pthread_setname_np(pthread_self(), name); }
