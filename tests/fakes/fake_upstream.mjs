@@ -322,7 +322,10 @@ export async function startFakeUpstream({ port = 0 } = {}) {
         if (spec.doneWithEnd) {
             // [DONE] and the last chunk in one write, as many servers send them.
             if (spec.chunkDelayMs > 0) await sleep(spec.chunkDelayMs, undefined, { signal });
+            // Corked: both leave in one writev, so they arrive in one read.
+            res.socket?.cork();
             res.end('data: [DONE]\n\n');
+            process.nextTick(() => res.socket?.uncork());
             return;
         }
         await write('[DONE]');
