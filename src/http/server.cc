@@ -135,12 +135,19 @@ class ExchangeImpl final : public Exchange {
         for (auto& [k, v] : extra) res.set(k, v);
         res.keep_alive(keep_alive_);
         res.chunked(true);
+        // The head goes out with the first chunk (or the end): one write, one wake-up of the
+        // client before the first token instead of two.
         bhttp::response_serializer<bhttp::empty_body> sr{res};
-        co_await AcquireWrite();
-        stream_.expires_after(write_timeout_);
-        auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kTuple);
-        ReleaseWrite();
-        if (ec) client_gone_ = true;
+        sr.split(true);
+        boost::system::error_code ec;
+        while (!ec && !sr.is_header_done()) {
+            sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
+                for (auto b : beast::buffers_range_ref(buffers)) {
+                    pending_head_.append(static_cast<const char*>(b.data()), b.size());
+                }
+                sr.consume(beast::buffer_bytes(buffers));
+            });
+        }
         co_return !client_gone_;
     }
 
@@ -153,8 +160,10 @@ class ExchangeImpl final : public Exchange {
             co_return !client_gone_;
         }
         stream_.expires_after(write_timeout_);
-        auto [ec, n] =
-            co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)), kTuple);
+        const std::string head = std::exchange(pending_head_, {});
+        auto [ec, n] = co_await asio::async_write(
+            stream_, beast::buffers_cat(asio::buffer(head), bhttp::make_chunk(asio::buffer(data))),
+            kTuple);
         ReleaseWrite();
         if (ec) client_gone_ = true;
         co_return !client_gone_;
@@ -165,7 +174,9 @@ class ExchangeImpl final : public Exchange {
         stream_ended_ = true;
         co_await AcquireWrite();
         stream_.expires_after(write_timeout_);
-        auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kTuple);
+        const std::string head = std::exchange(pending_head_, {});
+        auto [ec, n] = co_await asio::async_write(
+            stream_, beast::buffers_cat(asio::buffer(head), bhttp::make_chunk_last()), kTuple);
         ReleaseWrite();
         if (ec) client_gone_ = true;
     }
@@ -216,6 +227,7 @@ class ExchangeImpl final : public Exchange {
     int status_ = 0;
     bool streaming_ = false;
     bool stream_ended_ = false;
+    std::string pending_head_;  // a stream's head, not written yet (see StartStream)
     bool client_gone_ = false;
 };
 
