@@ -10,11 +10,10 @@
 
 namespace beacon::base {
 
-namespace {
-
 // ISA-L's level-1 deflate: about 35x faster than zlib's level 1 on export bodies, with a
 // slightly better ratio (bench/micro, BM_EncodeOtlpGzip). Its level buffer is kept per thread.
-std::string IsalGzip(std::string_view data, int level) {
+std::string Gzip(std::string_view data, int level) {
+    if (data.size() > UINT32_MAX / 2) throw std::length_error("gzip: body too large");
     thread_local std::vector<uint8_t> level_buf;
     isal_zstream zs;
     isal_deflate_init(&zs);
@@ -51,13 +50,6 @@ std::string IsalGzip(std::string_view data, int level) {
     // A rare huge body should not pin its buffer for the life of the thread.
     if (scratch.size() > (size_t{8} << 20)) std::vector<uint8_t>().swap(scratch);
     return out;
-}
-
-}  // namespace
-
-std::string Gzip(std::string_view data, int level) {
-    if (data.size() > UINT32_MAX / 2) throw std::length_error("gzip: body too large");
-    return IsalGzip(data, level);
 }
 
 std::string Gunzip(std::string_view data, bool* ok) {

@@ -19,9 +19,6 @@ namespace {
 constexpr char kSep = '\x1f';
 // Bytes a row costs beyond its body and destination list (keys, header, index entry).
 constexpr int64_t kRowOverhead = 48;
-// A row's size against the bound, in SQL (as SpoolRowBytes; length() of a blob reads only the
-// row header). The `bytes` column is the caller's accounting of the record, not its size here.
-#define SIZE_SQL "length(body) + length(dests) + 48"
 
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS records(
@@ -37,6 +34,13 @@ CREATE TABLE IF NOT EXISTS cursors(
 )sql";
 
 bool IsCorruption(int code) { return code == SQLITE_CORRUPT || code == SQLITE_NOTADB; }
+
+// A row's size against the bound, in SQL, as SpoolRowBytes computes it (length() of a blob reads
+// only the row header). The `bytes` column is the caller's accounting of the record instead.
+const std::string& RowBytesSql() {
+    static const std::string sql = "length(body) + length(dests) + " + std::to_string(kRowOverhead);
+    return sql;
+}
 
 int64_t NowUnixMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -166,9 +170,8 @@ Status Spool::Prepare() {
         }();
         if (status && !corrupt) {
             // Counts, cursors and the next sequence number come from what the file holds.
-            Statement totals(writer_->handle(), "SELECT COUNT(*), COALESCE(SUM(" SIZE_SQL
-                                                "), 0), "
-                                                "COALESCE(MAX(seq), 0) FROM records");
+            Statement totals(writer_->handle(), "SELECT COUNT(*), COALESCE(SUM(" + RowBytesSql() +
+                                                    "), 0), COALESCE(MAX(seq), 0) FROM records");
             Statement cursors(writer_->handle(), "SELECT destination, seq FROM cursors");
             int rc = totals.Step();
             if (rc == SQLITE_ROW) {
@@ -280,9 +283,8 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
                 if (int rc = put.Step(); rc != SQLITE_DONE) return fail(rc);
                 done = std::min(done, c);
             }
-            Statement sum(writer_->handle(), "SELECT COUNT(*), COALESCE(SUM(" SIZE_SQL
-                                             "), 0) FROM records "
-                                             "WHERE seq <= ?");
+            Statement sum(writer_->handle(), "SELECT COUNT(*), COALESCE(SUM(" + RowBytesSql() +
+                                                 "), 0) FROM records WHERE seq <= ?");
             sum.Bind(1, done);
             if (int rc = sum.Step(); rc != SQLITE_ROW) return fail(rc);
             if (sum.Int(0) > 0) {
@@ -294,9 +296,9 @@ Result<Spool::CommitResult> Spool::Commit(const std::vector<NewRecord>& records,
             }
             // The size bound: the oldest rows go first, whoever still wanted them.
             while (bytes_n > options_.max_bytes && records_n > 0) {
-                Statement oldest(writer_->handle(),
-                                 "SELECT seq, created_ms, dests, bytes, " SIZE_SQL
-                                 " FROM records ORDER BY seq LIMIT 256");
+                Statement oldest(writer_->handle(), "SELECT seq, created_ms, dests, bytes, " +
+                                                        RowBytesSql() +
+                                                        " FROM records ORDER BY seq LIMIT 256");
                 int64_t upto = 0;
                 int rc;
                 while (bytes_n > options_.max_bytes && (rc = oldest.Step()) == SQLITE_ROW) {
