@@ -3,11 +3,13 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -17,6 +19,8 @@
 #include <mutex>
 #include <unordered_map>
 #include <vector>
+
+#include "http/head.h"
 
 namespace beacon::http {
 namespace asio = boost::asio;
@@ -48,7 +52,7 @@ struct Origin {
     std::string port;
     std::string target;
     std::string host_header;  // as the URL wrote it: brackets and a non-default port kept
-    std::string key() const { return (tls ? "https://" : "http://") + host + ":" + port; }
+    std::string key;          // the pool's: scheme, host and port
 };
 
 Result<Origin, ClientError> ParseUrl(const std::string& url) {
@@ -68,7 +72,21 @@ Result<Origin, ClientError> ParseUrl(const std::string& url) {
     o.target = std::string(parsed->encoded_path());
     if (o.target.empty()) o.target = "/";
     if (parsed->has_query()) o.target += "?" + std::string(parsed->encoded_query());
+    o.key = (o.tls ? "https://" : "http://") + o.host + ":" + o.port;
     return o;
+}
+
+// A thread has a handful of upstream URLs; parsing one cost ~4k instructions per request.
+// Shared pointers: a suspended Send keeps its origin even if the cache is cleared meanwhile.
+Result<std::shared_ptr<const Origin>, ClientError> CachedOrigin(const std::string& url) {
+    thread_local std::unordered_map<std::string, std::shared_ptr<const Origin>> cache;
+    if (auto it = cache.find(url); it != cache.end()) return it->second;
+    auto parsed = ParseUrl(url);
+    if (!parsed) return parsed.error();
+    if (cache.size() >= 64) cache.clear();
+    auto origin = std::make_shared<const Origin>(std::move(parsed.value()));
+    cache.emplace(url, origin);
+    return origin;
 }
 
 constexpr size_t kReadBufferBytes = 16 * 1024;
@@ -158,7 +176,7 @@ asio::awaitable<Result<std::unique_ptr<Conn>, ClientError>> Connect(const Origin
                                                                     base::Canceller& cancel) {
     auto ex = co_await asio::this_coro::executor;
     auto conn = std::make_unique<Conn>();
-    conn->key = origin.key();
+    conn->key = origin.key;
     // Beast reads max(512, free capacity) bytes at a time: room up front makes a typical
     // response one recv instead of several.
     conn->buffer.reserve(kReadBufferBytes);
@@ -200,14 +218,16 @@ asio::awaitable<Result<std::unique_ptr<Conn>, ClientError>> Connect(const Origin
     co_return conn;
 }
 
-using Request = bhttp::request<bhttp::string_body>;
 using Parser = bhttp::response_parser<bhttp::buffer_body>;
 
+// `head` and `body` go out in one gather write (see head.h).
 template <class Stream>
-asio::awaitable<boost::system::error_code> WriteAndReadHead(Stream& stream, Request& req,
+asio::awaitable<boost::system::error_code> WriteAndReadHead(Stream& stream, const std::string& head,
+                                                            const std::string& body,
                                                             beast::flat_buffer& buffer,
                                                             Parser& parser) {
-    auto [wec, wn] = co_await bhttp::async_write(stream, req, kTuple);
+    const std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(body)};
+    auto [wec, wn] = co_await asio::async_write(stream, out, kTuple);
     if (wec) co_return wec;
     auto [rec, rn] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
     co_return rec;
@@ -342,24 +362,21 @@ asio::awaitable<Result<std::string, ClientError>> ClientResponse::ReadAll(size_t
 
 asio::awaitable<Result<std::unique_ptr<ClientResponse>, ClientError>> Send(
     ClientRequest request, ClientTimeouts timeouts, base::Canceller& cancel) {
-    auto origin = ParseUrl(request.url);
-    if (!origin) co_return origin.error();
+    auto cached = CachedOrigin(request.url);
+    if (!cached) co_return cached.error();
+    const std::shared_ptr<const Origin> origin = std::move(cached.value());
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = start + timeouts.total;
 
-    auto verb = bhttp::string_to_verb(request.method);
-    Request req{verb == bhttp::verb::unknown ? bhttp::verb::post : verb, origin->target, 11};
-    req.set(bhttp::field::host, origin->host_header);
-    req.set(bhttp::field::user_agent, "beacon/0.1");
-    for (auto& [k, v] : request.headers) req.set(k, v);
-    req.keep_alive(true);
-    req.body() = std::move(request.body);
-    req.prepare_payload();
+    std::string head;
+    head.reserve(256);
+    AppendRequestHead(head, request.method, origin->target, origin->host_header, request.headers,
+                      request.body.size());
 
     // A request is never sent twice: once written, the upstream may be acting on it, so a
     // failure is reported (and the caller may fall back to another model). Stale pooled
     // connections are weeded out before use instead (StillIdle).
-    std::unique_ptr<Conn> conn = PoolOf(co_await asio::this_coro::executor).Take(origin->key());
+    std::unique_ptr<Conn> conn = PoolOf(co_await asio::this_coro::executor).Take(origin->key);
     if (!conn) {
         auto fresh = co_await Connect(*origin, timeouts, cancel);
         if (!fresh) {
@@ -377,9 +394,9 @@ asio::awaitable<Result<std::unique_ptr<ClientResponse>, ClientError>> Send(
         std::min(deadline, std::chrono::steady_clock::now() + timeouts.first_byte));
     boost::system::error_code ec;
     if (conn->tls) {
-        ec = co_await WriteAndReadHead(*conn->tls, req, conn->buffer, *parser);
+        ec = co_await WriteAndReadHead(*conn->tls, head, request.body, conn->buffer, *parser);
     } else {
-        ec = co_await WriteAndReadHead(*conn->plain, req, conn->buffer, *parser);
+        ec = co_await WriteAndReadHead(*conn->plain, head, request.body, conn->buffer, *parser);
     }
     if (ec) {
         cancel.Clear();

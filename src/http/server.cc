@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -19,6 +20,7 @@
 #include <optional>
 
 #include "base/log.h"
+#include "http/head.h"
 
 namespace beacon::http {
 namespace asio = boost::asio;
@@ -106,17 +108,22 @@ class ExchangeImpl final : public Exchange {
         if (responded_ || client_gone_) co_return;
         responded_ = true;
         status_ = status;
-        bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), req_.version()};
-        res.set(bhttp::field::server, "beacon");
-        res.set(bhttp::field::content_type,
-                beast::string_view(content_type.data(), content_type.size()));
-        for (auto& [k, v] : extra) res.set(k, v);
-        res.keep_alive(keep_alive_);
-        res.body() = std::move(body);
-        res.prepare_payload();
+        std::string head;
+        head.reserve(192);
+        const bool has_body = StatusHasBody(status);
+        const size_t length = has_body ? body.size() : 0;
+        AppendResponseHead(head, {.status = status,
+                                  .version = req_.version(),
+                                  .keep_alive = keep_alive_,
+                                  .content_type = content_type,
+                                  .cache_control = {},
+                                  .extra = &extra,
+                                  .content_length = length});
+        if (!has_body) body.clear();
         co_await AcquireWrite();
         stream_.expires_after(write_timeout_);
-        auto [ec, n] = co_await bhttp::async_write(stream_, res, kTuple);
+        const std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(body)};
+        auto [ec, n] = co_await asio::async_write(stream_, out, kTuple);
         ReleaseWrite();
         if (ec) client_gone_ = true;
     }
@@ -127,27 +134,15 @@ class ExchangeImpl final : public Exchange {
         responded_ = true;
         status_ = status;
         streaming_ = true;
-        bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(status), req_.version()};
-        res.set(bhttp::field::server, "beacon");
-        res.set(bhttp::field::content_type,
-                beast::string_view(content_type.data(), content_type.size()));
-        res.set(bhttp::field::cache_control, "no-cache");
-        for (auto& [k, v] : extra) res.set(k, v);
-        res.keep_alive(keep_alive_);
-        res.chunked(true);
         // The head goes out with the first chunk (or the end): one write, one wake-up of the
         // client before the first token instead of two.
-        bhttp::response_serializer<bhttp::empty_body> sr{res};
-        sr.split(true);
-        boost::system::error_code ec;
-        while (!ec && !sr.is_header_done()) {
-            sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
-                for (auto b : beast::buffers_range_ref(buffers)) {
-                    pending_head_.append(static_cast<const char*>(b.data()), b.size());
-                }
-                sr.consume(beast::buffer_bytes(buffers));
-            });
-        }
+        AppendResponseHead(pending_head_, {.status = status,
+                                           .version = req_.version(),
+                                           .keep_alive = keep_alive_,
+                                           .content_type = content_type,
+                                           .cache_control = "no-cache",
+                                           .extra = &extra,
+                                           .content_length = std::nullopt});
         co_return !client_gone_;
     }
 
