@@ -1,11 +1,13 @@
 // POST /api/v1/chat/completions: one ChatCall per request.
 //
-// The call runs as two or three coroutines joined with `||` on the connection's thread:
-//   - the attempts (RunWhole or RunStream), which ignore cancellation and always finish;
+// A whole answer runs as one coroutine (RunWhole, the attempts) with a DelayedWatch that aborts
+// the upstream I/O through the Canceller if the client closes its connection.
+// A stream runs as two or three coroutines joined with `||` on the connection's thread:
+//   - the attempts (RunStream), which ignore cancellation and always finish;
 //   - Watch, which notices the client closing its connection and aborts the upstream I/O
 //     through the Canceller (so the attempts finish promptly);
-//   - KeepAlive (streams only), which writes ": OPENROUTER PROCESSING" comments until the first
-//     chunk arrives.
+//   - KeepAlive (when configured), which writes ": OPENROUTER PROCESSING" comments until the
+//     first chunk arrives.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -17,6 +19,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <ctime>
+#include <functional>
+#include <memory>
 
 #include "api/error.h"
 #include "api/finish_reason.h"
@@ -35,6 +39,36 @@ namespace {
 constexpr std::string_view kJson = "application/json";
 // A whole (non-streamed) answer watches for the client leaving only after this long.
 constexpr std::chrono::milliseconds kWholeWatchDelay{250};
+
+// For a whole answer: once it has taken kWholeWatchDelay, `on_gone` runs if the client closes
+// its connection, until this goes out of scope. Most answers come sooner, so most requests pay
+// for a timer only. Callbacks rather than a second coroutine joined with `||`: callgrind counted
+// ~12k instructions per request for that join (two co_spawns, cancellation slots).
+class DelayedWatch {
+  public:
+    DelayedWatch(http::Exchange& ex, std::function<void()> on_gone)
+        : ex_(ex), timer_(ex.executor(), kWholeWatchDelay), armed_(std::make_shared<bool>(true)) {
+        // The handler may run after this is gone (a cancelled or already queued wait): it acts
+        // only while `armed`, and then `ex` is still alive.
+        timer_.async_wait([&ex, armed = armed_, on_gone = std::move(on_gone)](
+                              const boost::system::error_code& ec) mutable {
+            if (ec || !*armed) return;
+            ex.WatchClientGone(std::move(on_gone));
+        });
+    }
+    ~DelayedWatch() {
+        *armed_ = false;
+        timer_.cancel();
+        ex_.StopWatching();
+    }
+    DelayedWatch(const DelayedWatch&) = delete;
+    DelayedWatch& operator=(const DelayedWatch&) = delete;
+
+  private:
+    http::Exchange& ex_;
+    asio::steady_timer timer_;
+    std::shared_ptr<bool> armed_;
+};
 
 // A count from an upstream: untrusted, so kept within [0, 2^50] (no overflow when added).
 int64_t IntField(const json::object& obj, std::string_view key) {
@@ -126,7 +160,7 @@ class ChatCall final : public providers::ChunkSink {
                 co_await (RunStream() || Watch());
             }
         } else {
-            co_await (RunWhole() || Watch(kWholeWatchDelay));
+            co_await RunWhole();
         }
     }
 
@@ -312,7 +346,11 @@ class ChatCall final : public providers::ChunkSink {
     // --- non-streaming -----------------------------------------------------------------
 
     asio::awaitable<void> RunWhole() {
-        co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+        auto on_gone = [this] {
+            cancelled_ = true;
+            cancel_.Cancel();
+        };
+        DelayedWatch watch(ex_, on_gone);
         for (size_t i = 0; i < candidates_.size(); ++i) {
             model_ = candidates_[i];
             auto& provider = ProviderFor(*model_);
@@ -468,14 +506,8 @@ class ChatCall final : public providers::ChunkSink {
 
     // --- shared --------------------------------------------------------------------------
 
-    // Cancels the upstream call when the client goes away. `delay` first: most whole answers
-    // come back sooner, and watching the socket costs an epoll_ctl per request.
-    asio::awaitable<void> Watch(std::chrono::milliseconds delay = {}) {
-        if (delay.count() > 0) {
-            asio::steady_timer wait(ex_.executor(), delay);
-            auto [ec] = co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
-            if (ec) co_return;  // the answer came first
-        }
+    // A stream's: cancels the upstream call when the client goes away.
+    asio::awaitable<void> Watch() {
         const bool gone = co_await ex_.WaitClientGone();
         if (gone) {
             cancelled_ = true;

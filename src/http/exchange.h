@@ -8,6 +8,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,6 +45,12 @@ class Exchange {
     // Completes with true when the client closes its connection; with false when it cannot
     // tell (the client sent more bytes, e.g. a pipelined request) or when cancelled.
     virtual boost::asio::awaitable<bool> WaitClientGone() = 0;
+
+    // The same without a coroutine, for whole answers: `on_gone` is called once, on the
+    // connection's thread, if the client closes its connection before StopWatching() (which
+    // the exchange's destructor also calls). A second call replaces the first watch.
+    virtual void WatchClientGone(std::function<void()> on_gone) = 0;
+    virtual void StopWatching() = 0;
 
     virtual bool responded() const = 0;  // a response head was written
     virtual int status() const = 0;      // its status; 0 before

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -194,6 +196,22 @@ class ExchangeImpl final : public Exchange {
         co_return false;
     }
 
+    void WatchClientGone(std::function<void()> on_gone) override {
+        StopWatching();
+        watch_ = std::make_shared<Watch>();
+        watch_->on_gone = std::move(on_gone);
+        ArmWatch(watch_);
+    }
+
+    void StopWatching() override {
+        if (!watch_) return;
+        watch_->active = false;
+        watch_->stop.emit(asio::cancellation_type::all);
+        watch_.reset();
+    }
+
+    ~ExchangeImpl() override { StopWatching(); }
+
     bool responded() const override { return responded_; }
     int status() const override { return status_; }
     bool client_gone() const override { return client_gone_; }
@@ -201,6 +219,40 @@ class ExchangeImpl final : public Exchange {
     bool keep_alive() const { return keep_alive_; }
 
   private:
+    // Shared with the pending wait, whose handler may run after the exchange is gone: it acts
+    // only while `active`, and the exchange clears that before it goes.
+    struct Watch {
+        std::function<void()> on_gone;
+        asio::cancellation_signal stop;
+        bool active = true;
+    };
+
+    void ArmWatch(const std::shared_ptr<Watch>& watch) {
+        auto& socket = stream_.socket();
+        socket.async_wait(
+            tcp::socket::wait_read,
+            asio::bind_cancellation_slot(
+                watch->stop.slot(), [this, watch](const boost::system::error_code& ec) {
+                    if (!watch->active) return;
+                    if (ec) {
+                        watch->active = false;
+                        return;
+                    }
+                    char c;
+                    const ssize_t n =
+                        ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                        ArmWatch(watch);  // woken without data: wait again
+                        return;
+                    }
+                    watch->active = false;
+                    if (n > 0) return;  // pipelined bytes: nothing more can be learnt
+                    client_gone_ = true;
+                    auto on_gone = std::move(watch->on_gone);
+                    if (on_gone) on_gone();
+                }));
+    }
+
     // Serialises writes. The timer never expires; cancel() wakes every waiter, which re-checks.
     asio::awaitable<void> AcquireWrite() {
         while (writing_) co_await write_turn_.async_wait(kTuple);
@@ -224,6 +276,7 @@ class ExchangeImpl final : public Exchange {
     bool stream_ended_ = false;
     std::string pending_head_;  // a stream's head, not written yet (see StartStream)
     bool client_gone_ = false;
+    std::shared_ptr<Watch> watch_;  // WatchClientGone's, while it watches
 };
 
 std::string SimpleError(int status, std::string_view message) {

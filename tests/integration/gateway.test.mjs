@@ -632,6 +632,28 @@ describe('client disconnect', { timeout: 30_000 }, () => {
         const health = await fetch(`${stack.beacon.baseUrl}/healthz`);
         assert.equal(health.status, 200, 'Beacon must keep serving after a disconnect');
     });
+    test('a client leaving while a whole answer is pending makes Beacon close its provider connection', async () => {
+        // Whole answers watch the client's socket only after 250 ms (most answers come sooner);
+        // the client here has already gone by then, so Beacon notices when the watch starts.
+        stack.fake.reset();
+        stack.fake.enqueue({ hang: true });
+        const controller = new AbortController();
+        const pending = postJson(`${stack.beacon.baseUrl}/api/v1/chat/completions`, BASE, {
+            key: stack.key,
+            signal: controller.signal,
+        });
+        await withTimeout(stack.fake.waitForRequests(1), 3000, 'the request to reach the provider');
+        const leftAt = performance.now();
+        controller.abort();
+        await assert.rejects(pending, { name: 'AbortError' });
+        // Well before first_byte_timeout_ms (1500), which would also close the connection.
+        await withTimeout(stack.fake.waitForAbort(1), 1000, 'Beacon to close the provider connection');
+        const noticed = performance.now() - leftAt;
+        assert.ok(noticed < 1000, `noticed after ${noticed.toFixed(0)} ms`);
+        assert.equal(stack.fake.requests.length, 1);
+        const health = await fetch(`${stack.beacon.baseUrl}/healthz`);
+        assert.equal(health.status, 200, 'Beacon must keep serving after a disconnect');
+    });
     test('a client leaving during a long gap after the first token is noticed at once', async () => {
         // The upstream sends one token, then stays silent for 20 s: only watching the client's
         // socket (not a failed write of the next chunk) can notice it left.
