@@ -45,11 +45,11 @@ std::string RandomHex(size_t bytes) {
 
 std::string HexEncode(std::string_view bytes) {
     static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (unsigned char c : bytes) {
-        out.push_back(kDigits[c >> 4]);
-        out.push_back(kDigits[c & 0xf]);
+    std::string out(bytes.size() * 2, '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        const auto c = static_cast<unsigned char>(bytes[i]);
+        out[2 * i] = kDigits[c >> 4];
+        out[2 * i + 1] = kDigits[c & 0xf];
     }
     return out;
 }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -11,65 +12,82 @@ namespace beacon::base {
 
 namespace {
 
-// Whether one of the 8 bytes of `w` is below 0x20, '"' or '\\' (the classic "has a byte less
-// than n" and "has a zero byte" word tricks; exact as a yes/no answer).
-bool NeedsEscape8(uint64_t w) {
+// The bytes of `w` that are below 0x20, '"' or '\\', as their high bits (the classic "has a
+// byte less than n" and "has a zero byte" word tricks). Borrows can flag bytes after a true
+// hit, never before one, so the lowest flag is exact: with little-endian loads, the first such
+// byte in memory.
+uint64_t EscapeMask8(uint64_t w) {
     constexpr uint64_t kOnes = 0x0101010101010101ULL;
     constexpr uint64_t kHigh = 0x8080808080808080ULL;
     const uint64_t quote = w ^ (kOnes * '"');
     const uint64_t backslash = w ^ (kOnes * '\\');
     const uint64_t control = (w - kOnes * 0x20) & ~w;
     const uint64_t has = control | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash);
-    return (has & kHigh) != 0;
+    return has & kHigh;
+}
+
+bool NeedsEscape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+// The index of the first byte of `s` at or after `i` that needs escaping, or s.size().
+size_t NextEscape(std::string_view s, size_t i) {
+    static_assert(std::endian::native == std::endian::little);
+    // Eight clean bytes at a time: prompts are long and rarely need escaping.
+    for (; i + 8 <= s.size(); i += 8) {
+        uint64_t w;
+        std::memcpy(&w, s.data() + i, 8);
+        if (const uint64_t mask = EscapeMask8(w)) return i + std::countr_zero(mask) / 8;
+    }
+    while (i < s.size() && !NeedsEscape(static_cast<unsigned char>(s[i]))) ++i;
+    return i;
+}
+
+void AppendEscaped(std::string& out, unsigned char c) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    char e[6] = {'\\', 0, 0, 0, 0, 0};
+    size_t n = 2;
+    switch (c) {
+        case '"':
+            e[1] = '"';
+            break;
+        case '\\':
+            e[1] = '\\';
+            break;
+        case '\n':
+            e[1] = 'n';
+            break;
+        case '\r':
+            e[1] = 'r';
+            break;
+        case '\t':
+            e[1] = 't';
+            break;
+        case '\b':
+            e[1] = 'b';
+            break;
+        case '\f':
+            e[1] = 'f';
+            break;
+        default:
+            e[1] = 'u';
+            e[2] = '0';
+            e[3] = '0';
+            e[4] = kHex[c >> 4];
+            e[5] = kHex[c & 0xf];
+            n = 6;
+    }
+    out.append(e, n);
 }
 
 }  // namespace
 
 void AppendJsonString(std::string& out, std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
     out.reserve(out.size() + s.size() + 2);
     out.push_back('"');
-    size_t run = 0;  // start of the current run of bytes that need no escaping
-    for (size_t i = 0; i < s.size(); ++i) {
-        // Eight clean bytes at a time: prompts are long and rarely need escaping.
-        while (i + 8 <= s.size()) {
-            uint64_t w;
-            std::memcpy(&w, s.data() + i, 8);
-            if (NeedsEscape8(w)) break;
-            i += 8;
-        }
-        if (i >= s.size()) break;
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
+    size_t run = 0;  // start of the bytes not written yet (they need no escaping)
+    for (size_t i = NextEscape(s, 0); i < s.size(); i = NextEscape(s, i)) {
         out.append(s.data() + run, i - run);
-        run = i + 1;
-        switch (c) {
-            case '"':
-                out.append("\\\"");
-                break;
-            case '\\':
-                out.append("\\\\");
-                break;
-            case '\n':
-                out.append("\\n");
-                break;
-            case '\r':
-                out.append("\\r");
-                break;
-            case '\t':
-                out.append("\\t");
-                break;
-            case '\b':
-                out.append("\\b");
-                break;
-            case '\f':
-                out.append("\\f");
-                break;
-            default:
-                out.append("\\u00");
-                out.push_back(kHex[c >> 4]);
-                out.push_back(kHex[c & 0xf]);
-        }
+        AppendEscaped(out, static_cast<unsigned char>(s[i]));
+        run = ++i;
     }
     out.append(s.data() + run, s.size() - run);
     out.push_back('"');

@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/crypto.h"
 #include "base/ids.h"
@@ -302,6 +303,32 @@ TEST_F(StoreTest, KeyCacheAnswersActiveKeysFromMemory) {
         EXPECT_FALSE(r->has_value());
     }
     EXPECT_EQ(counting.finds, 2);
+}
+
+TEST_F(StoreTest, KeyCacheTellsManyKeysApart) {
+    // Verifies that the per-thread memo of secret digests (64 slots) never answers one key for
+    // another: more keys than slots, each looked up several times in turn, plus near misses
+    // (same length, one byte changed) that must stay unknown.
+    std::vector<CreatedKey> keys;
+    for (int i = 0; i < 100; ++i) {
+        auto k = store_->CreateKey("k" + std::to_string(i), false);
+        ASSERT_TRUE(k);
+        keys.push_back(*k);
+    }
+    KeyCache cache(*store_, std::chrono::hours(1));
+    for (int round = 0; round < 3; ++round) {
+        for (const auto& k : keys) {
+            auto r = cache.Lookup(k.secret);
+            ASSERT_TRUE(r);
+            ASSERT_TRUE(r->has_value()) << k.key.name;
+            EXPECT_EQ((*r)->id, k.key.id);
+            std::string near = k.secret;
+            near.back() = near.back() == 'A' ? 'B' : 'A';
+            auto miss = cache.Lookup(near);
+            ASSERT_TRUE(miss);
+            EXPECT_FALSE(miss->has_value()) << near;
+        }
+    }
 }
 
 TEST_F(StoreTest, KeyCacheHidesRevokedKeys) {
