@@ -12,6 +12,9 @@ namespace beacon::base {
 // validating parser); control characters, quotes and backslashes are escaped.
 void AppendJsonString(std::string& out, std::string_view s);
 
+// The same without the quotes, for a string written in pieces.
+void AppendJsonEscaped(std::string& out, std::string_view s);
+
 // Appends a number the way JSON wants it (no NaN/Inf: those become 0).
 void AppendJsonNumber(std::string& out, double v);
 void AppendJsonInt(std::string& out, int64_t v);

@@ -70,6 +70,27 @@ TEST(JsonTextTest, EscapesLikeTheReferenceAtEveryPosition) {
     }
 }
 
+TEST(JsonTextTest, SparseEscapesLikeTheReferenceInEveryLane) {
+    // Verifies the 16- and 8-byte scans where they matter: long clean runs (UTF-8 included) with
+    // a rare byte to escape, so that the first hit falls in every lane of a block, and the
+    // version without quotes.
+    const std::string special = std::string("\"\\\x00\x01\x1f\n\t", 7);
+    const std::string clean = std::string("abc \x20\x21\x7f\x80\xff\xe2\x82\xac", 12);
+    std::mt19937 rng(777);
+    for (int n = 0; n < 20000; ++n) {
+        std::string s(rng() % 200, 'a');
+        for (auto& c : s) {
+            c = rng() % 40 == 0 ? special[rng() % special.size()] : clean[rng() % clean.size()];
+        }
+        std::string got;
+        AppendJsonString(got, s);
+        ASSERT_EQ(got, Reference(s)) << "case " << n;
+        std::string bare = "prefix:";
+        AppendJsonEscaped(bare, s);
+        ASSERT_EQ(bare, "prefix:" + got.substr(1, got.size() - 2)) << "case " << n;
+    }
+}
+
 TEST(JsonTextTest, LongCleanRunsAndTailsRoundTrip) {
     // Verifies that a long prompt with a few escapes anywhere parses back to itself.
     for (size_t len : {size_t{7}, size_t{8}, size_t{9}, size_t{63}, size_t{64}, size_t{1000}}) {

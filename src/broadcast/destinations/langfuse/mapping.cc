@@ -138,9 +138,29 @@ class Attributes {
 
     void String(std::string_view key, std::string_view value) {
         Key(key);
-        out_ += R"({"stringValue":)"sv;
-        AppendJsonString(out_, value);
-        out_ += "}}"sv;
+        Value(value);
+    }
+    // A key written in our source (a literal): plain ASCII, so it needs no escaping.
+    template <size_t N>
+    void String(const char (&key)[N], std::string_view value) {
+        if (!first_) out_.push_back(',');
+        first_ = false;
+        out_ += R"({"key":")"sv;
+        out_.append(key, N - 1);
+        out_ += R"(","value":)"sv;
+        Value(value);
+    }
+    // A key made of a literal prefix and text from the request (metadata keys): no string is
+    // built for it.
+    template <size_t N>
+    void String(const char (&prefix)[N], std::string_view suffix, std::string_view value) {
+        if (!first_) out_.push_back(',');
+        first_ = false;
+        out_ += R"({"key":")"sv;
+        out_.append(prefix, N - 1);
+        base::AppendJsonEscaped(out_, suffix);
+        out_ += R"(","value":)"sv;
+        Value(value);
     }
     void Strings(std::string_view key, const std::vector<std::string>& values) {
         Key(key);
@@ -155,6 +175,11 @@ class Attributes {
     }
 
   private:
+    void Value(std::string_view value) {
+        out_ += R"({"stringValue":)"sv;
+        AppendJsonString(out_, value);
+        out_ += "}}"sv;
+    }
     void Key(std::string_view key) {
         if (!first_) out_.push_back(',');
         first_ = false;
@@ -180,7 +205,7 @@ void TraceAttributes(Attributes& a, const Mapped& m) {
     if (!m.release.empty()) a.String("langfuse.release", m.release);
     if (!m.version.empty()) a.String("langfuse.version", m.version);
     if (!m.tags.empty()) a.Strings("langfuse.trace.tags", m.tags);
-    for (const auto& [k, v] : m.trace_metadata) a.String("langfuse.trace.metadata." + k, v);
+    for (const auto& [k, v] : m.trace_metadata) a.String("langfuse.trace.metadata.", k, v);
 }
 
 void AppendSpan(std::string& out, const Mapped& m, bool is_generation) {
@@ -220,7 +245,7 @@ void AppendSpan(std::string& out, const Mapped& m, bool is_generation) {
                      base::IsoMillis(*m.completion_start_ns));
         }
         for (const auto& [k, v] : m.observation_metadata) {
-            a.String("langfuse.observation.metadata." + k, v);
+            a.String("langfuse.observation.metadata.", k, v);
         }
     }
     a.Close();
