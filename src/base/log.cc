@@ -41,10 +41,10 @@ void InitLogging(std::string_view level, LogFormat format) {
 }
 
 std::string JsonEscape(std::string_view s) {
-    // The escaping of JSON string values, without the quotes around them.
     std::string out;
-    AppendJsonString(out, s);
-    return out.substr(1, out.size() - 2);
+    out.reserve(s.size());
+    AppendJsonEscaped(out, s);
+    return out;
 }
 
 void NameThisThread(const char* name) { pthread_setname_np(pthread_self(), name); }

@@ -346,10 +346,7 @@ class ChatCall final : public providers::ChunkSink {
     // --- non-streaming -----------------------------------------------------------------
 
     asio::awaitable<void> RunWhole() {
-        auto on_gone = [this] {
-            cancelled_ = true;
-            cancel_.Cancel();
-        };
+        auto on_gone = [this] { ClientGone(); };
         DelayedWatch watch(ex_, on_gone);
         for (size_t i = 0; i < candidates_.size(); ++i) {
             model_ = candidates_[i];
@@ -509,11 +506,15 @@ class ChatCall final : public providers::ChunkSink {
     // A stream's: cancels the upstream call when the client goes away.
     asio::awaitable<void> Watch() {
         const bool gone = co_await ex_.WaitClientGone();
-        if (gone) {
-            cancelled_ = true;
-            cancel_.Cancel();
-            keepalive_timer_.cancel();
-        }
+        if (gone) ClientGone();
+    }
+
+    // The client closed its connection: abort the upstream I/O (the attempts then finish
+    // promptly) and stop the keep-alive comments.
+    void ClientGone() {
+        cancelled_ = true;
+        cancel_.Cancel();
+        keepalive_timer_.cancel();
     }
 
     api::ApiError MapError(const providers::AttemptError& err) const {

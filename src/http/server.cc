@@ -183,13 +183,12 @@ class ExchangeImpl final : public Exchange {
         for (;;) {
             auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kTuple);
             if (ec) co_return false;  // cancelled: the request finished first
-            char c;
-            ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            const Readable what = PeekReadable();
+            if (what == Readable::kGone) {
                 client_gone_ = true;
                 co_return true;
             }
-            if (n > 0) break;  // pipelined bytes: nothing more can be learnt from readiness
+            if (what == Readable::kData) break;  // pipelined bytes: nothing more to learn
         }
         asio::steady_timer forever(stream_.get_executor(), asio::steady_timer::time_point::max());
         co_await forever.async_wait(kTuple);
@@ -219,6 +218,19 @@ class ExchangeImpl final : public Exchange {
     bool keep_alive() const { return keep_alive_; }
 
   private:
+    // What a readable client socket holds: the client closed it (or it failed), it sent more
+    // bytes, or nothing after all (a spurious wake-up).
+    enum class Readable { kGone, kData, kNothing };
+    Readable PeekReadable() {
+        char c;
+        const ssize_t n = ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return Readable::kData;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return Readable::kNothing;
+        }
+        return Readable::kGone;
+    }
+
     // Shared with the pending wait, whose handler may run after the exchange is gone: it acts
     // only while `active`, and the exchange clears that before it goes.
     struct Watch {
@@ -228,29 +240,27 @@ class ExchangeImpl final : public Exchange {
     };
 
     void ArmWatch(const std::shared_ptr<Watch>& watch) {
-        auto& socket = stream_.socket();
-        socket.async_wait(
+        stream_.socket().async_wait(
             tcp::socket::wait_read,
-            asio::bind_cancellation_slot(
-                watch->stop.slot(), [this, watch](const boost::system::error_code& ec) {
-                    if (!watch->active) return;
-                    if (ec) {
-                        watch->active = false;
-                        return;
-                    }
-                    char c;
-                    const ssize_t n =
-                        ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                        ArmWatch(watch);  // woken without data: wait again
-                        return;
-                    }
-                    watch->active = false;
-                    if (n > 0) return;  // pipelined bytes: nothing more can be learnt
-                    client_gone_ = true;
-                    auto on_gone = std::move(watch->on_gone);
-                    if (on_gone) on_gone();
-                }));
+            asio::bind_cancellation_slot(watch->stop.slot(),
+                                         [this, watch](const boost::system::error_code& ec) {
+                                             if (!watch->active) return;
+                                             if (ec) {
+                                                 watch->active = false;
+                                                 return;
+                                             }
+                                             const Readable what = PeekReadable();
+                                             if (what == Readable::kNothing) {
+                                                 ArmWatch(watch);  // woken without data: wait again
+                                                 return;
+                                             }
+                                             watch->active = false;
+                                             if (what == Readable::kData)
+                                                 return;  // pipelined bytes: nothing to learn
+                                             client_gone_ = true;
+                                             auto on_gone = std::move(watch->on_gone);
+                                             if (on_gone) on_gone();
+                                         }));
     }
 
     // Serialises writes. The timer never expires; cancel() wakes every waiter, which re-checks.

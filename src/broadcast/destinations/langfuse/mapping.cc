@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -316,8 +317,13 @@ std::string TraceIdFrom(std::string_view value) {
     if (base::IsLowerHex(value, 32)) return std::string(value);
     // The requests of one trace share its trace_id: remember the last thousand per thread
     // (a SHA-256 was ~5% of the export thread); at most ~1 MB, trace ids being <= 1 KiB.
-    thread_local std::unordered_map<std::string, std::string> recent;
-    if (auto it = recent.find(std::string(value)); it != recent.end()) return it->second;
+    // Looked up by string_view (transparent hash), so a hit allocates only the returned id.
+    struct Hash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    thread_local std::unordered_map<std::string, std::string, Hash, std::equal_to<>> recent;
+    if (auto it = recent.find(value); it != recent.end()) return it->second;
     std::string id = base::Sha256Hex(value).substr(0, 32);
     if (recent.size() >= 1024) recent.clear();
     recent.emplace(std::string(value), id);
