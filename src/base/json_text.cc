@@ -1,8 +1,11 @@
 #include "base/json_text.h"
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -18,7 +21,7 @@ namespace {
 // byte less than n" and "has a zero byte" word tricks). Borrows can flag bytes after a true
 // hit, never before one, so the lowest flag is exact: with little-endian loads, the first such
 // byte in memory.
-uint64_t EscapeMask8(uint64_t w) {
+[[maybe_unused]] uint64_t EscapeMask8(uint64_t w) {
     constexpr uint64_t kOnes = 0x0101010101010101ULL;
     constexpr uint64_t kHigh = 0x8080808080808080ULL;
     const uint64_t quote = w ^ (kOnes * '"');
@@ -30,86 +33,111 @@ uint64_t EscapeMask8(uint64_t w) {
 
 bool NeedsEscape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
 
-// The index of the first byte of `s` at or after `i` that needs escaping, or s.size().
-size_t NextEscape(std::string_view s, size_t i) {
-    static_assert(std::endian::native == std::endian::little);
+// The escape mask of the block at `p` (kBlock bytes): bit/byte k set when p[k] needs escaping,
+// read with countr_zero(mask) / kMaskBitsPerByte.
 #ifdef __SSE2__
-    // Sixteen bytes at a time (SSE2 is part of x86-64): a byte needs escaping when it equals '"'
-    // or '\\', or when max(byte, 0x1f) is 0x1f (below 0x20, unsigned).
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i backslash = _mm_set1_epi8('\\');
+constexpr size_t kBlock = 16;
+constexpr int kMaskBitsPerByte = 1;
+uint64_t BlockMask(const char* p) {
+    // A byte needs escaping when it equals '"' or '\\', or when max(byte, 0x1f) is 0x1f (below
+    // 0x20, unsigned). SSE2 is part of x86-64.
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i control = _mm_set1_epi8(0x1f);
-    for (; i + 16 <= s.size(); i += 16) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
-        const __m128i hit =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                         _mm_cmpeq_epi8(_mm_max_epu8(v, control), control));
-        if (const int mask = _mm_movemask_epi8(hit)) {
-            return i + static_cast<size_t>(std::countr_zero(static_cast<unsigned>(mask)));
-        }
-    }
-#endif
-    // Eight clean bytes at a time: prompts are long and rarely need escaping.
-    for (; i + 8 <= s.size(); i += 8) {
-        uint64_t w;
-        std::memcpy(&w, s.data() + i, 8);
-        if (const uint64_t mask = EscapeMask8(w)) return i + std::countr_zero(mask) / 8;
-    }
-    while (i < s.size() && !NeedsEscape(static_cast<unsigned char>(s[i]))) ++i;
-    return i;
+    const __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        _mm_cmpeq_epi8(_mm_max_epu8(v, control), control));
+    return static_cast<unsigned>(_mm_movemask_epi8(hit));
 }
+#else
+constexpr size_t kBlock = 8;
+constexpr int kMaskBitsPerByte = 8;
+uint64_t BlockMask(const char* p) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    return EscapeMask8(w);
+}
+#endif
 
-void AppendEscaped(std::string& out, unsigned char c) {
+// The second byte of the two-byte escape of each byte that has one, else 0.
+constexpr auto kShortEscape = [] {
+    std::array<char, 256> t{};
+    t['"'] = '"';
+    t['\\'] = '\\';
+    t['\n'] = 'n';
+    t['\r'] = 'r';
+    t['\t'] = 't';
+    t['\b'] = 'b';
+    t['\f'] = 'f';
+    return t;
+}();
+
+// Writes the escape sequence of `c` at `d` (room for 6 bytes); returns the end.
+inline char* WriteEscaped(char* d, unsigned char c) {
     static constexpr char kHex[] = "0123456789abcdef";
-    char e[6] = {'\\', 0, 0, 0, 0, 0};
-    size_t n = 2;
-    switch (c) {
-        case '"':
-            e[1] = '"';
-            break;
-        case '\\':
-            e[1] = '\\';
-            break;
-        case '\n':
-            e[1] = 'n';
-            break;
-        case '\r':
-            e[1] = 'r';
-            break;
-        case '\t':
-            e[1] = 't';
-            break;
-        case '\b':
-            e[1] = 'b';
-            break;
-        case '\f':
-            e[1] = 'f';
-            break;
-        default:
-            e[1] = 'u';
-            e[2] = '0';
-            e[3] = '0';
-            e[4] = kHex[c >> 4];
-            e[5] = kHex[c & 0xf];
-            n = 6;
+    d[0] = '\\';
+    if (const char e = kShortEscape[c]) {
+        d[1] = e;
+        return d + 2;
     }
-    out.append(e, n);
+    std::memcpy(d + 1, "u00", 3);
+    d[4] = kHex[c >> 4];
+    d[5] = kHex[c & 0xf];
+    return d + 6;
 }
 
 }  // namespace
 
 void AppendJsonEscaped(std::string& out, std::string_view s) {
-    size_t run = 0;  // start of the bytes not written yet (they need no escaping)
-    for (size_t i = NextEscape(s, 0); i < s.size(); i = NextEscape(s, i)) {
-        out.append(s.data() + run, i - run);
-        AppendEscaped(out, static_cast<unsigned char>(s[i]));
-        run = ++i;
+    static_assert(std::endian::native == std::endian::little);
+    // Written through a pointer into room made up front (the text plus a quarter, grown when an
+    // escape does not fit): a whole block is stored before looking at it, so clean text costs a
+    // load, a store and a compare per block, and an escape costs one short step. The appends
+    // this replaces (one per clean run, one per escape) were a third of the export thread.
+    if (s.size() < kBlock && std::none_of(s.begin(), s.end(), [](char c) {
+            return NeedsEscape(static_cast<unsigned char>(c));
+        })) {
+        out.append(s);  // a key, an id: most short strings are clean
+        return;
     }
-    out.append(s.data() + run, s.size() - run);
+    constexpr size_t kSlack = kBlock + 6;  // a block, or one escape, always fits
+    const size_t start = out.size();
+    out.resize(start + s.size() + s.size() / 4 + kSlack);
+    char* d = out.data() + start;
+    char* limit = out.data() + out.size() - kSlack;
+    const char* p = s.data();
+    const char* const end = p + s.size();
+    auto grow = [&] {  // room for the rest at two bytes each (escapes are rarely \u00XX)
+        const size_t used = static_cast<size_t>(d - out.data());
+        out.resize(used + 2 * static_cast<size_t>(end - p) + 2 * kSlack);
+        d = out.data() + used;
+        limit = out.data() + out.size() - kSlack;
+    };
+    while (end - p >= static_cast<std::ptrdiff_t>(kBlock)) {
+        if (d > limit) grow();
+        std::memcpy(d, p, kBlock);
+        const uint64_t mask = BlockMask(p);
+        if (mask == 0) {
+            p += kBlock;
+            d += kBlock;
+            continue;
+        }
+        const auto clean = static_cast<size_t>(std::countr_zero(mask) / kMaskBitsPerByte);
+        d = WriteEscaped(d + clean, static_cast<unsigned char>(p[clean]));
+        p += clean + 1;
+    }
+    for (; p < end; ++p) {
+        if (d > limit) grow();
+        const auto c = static_cast<unsigned char>(*p);
+        if (NeedsEscape(c)) {
+            d = WriteEscaped(d, c);
+        } else {
+            *d++ = static_cast<char>(c);
+        }
+    }
+    out.resize(static_cast<size_t>(d - out.data()));
 }
 
 void AppendJsonString(std::string& out, std::string_view s) {
-    out.reserve(out.size() + s.size() + 2);
     out.push_back('"');
     AppendJsonEscaped(out, s);
     out.push_back('"');

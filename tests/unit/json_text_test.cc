@@ -96,6 +96,22 @@ TEST(JsonTextTest, SparseEscapesLikeTheReferenceInEveryLane) {
     }
 }
 
+TEST(JsonTextTest, DenseEscapesGrowTheRoomAfterExistingText) {
+    // Verifies the escaper's room: text where every byte (or every other byte) needs escaping,
+    // long enough to outgrow what is made up front several times, appended after existing text,
+    // as JSON text inside an attribute value is.
+    for (size_t len : {size_t{15}, size_t{16}, size_t{17}, size_t{100}, size_t{4096}}) {
+        for (const std::string& unit : {std::string("\x01", 1), std::string("\""),
+                                        std::string("a\\"), std::string("\x1f\n", 2)}) {
+            std::string s;
+            while (s.size() < len) s += unit;
+            std::string got = std::string(1000, 'p');
+            AppendJsonString(got, s);
+            ASSERT_EQ(got, std::string(1000, 'p') + Reference(s)) << len << " " << unit.size();
+        }
+    }
+}
+
 TEST(JsonTextTest, LongCleanRunsAndTailsRoundTrip) {
     // Verifies that a long prompt with a few escapes anywhere parses back to itself.
     for (size_t len : {size_t{7}, size_t{8}, size_t{9}, size_t{63}, size_t{64}, size_t{1000}}) {

@@ -29,7 +29,8 @@ trace::TraceRecord BaseRecord() {
     return r;
 }
 
-std::string Meta(const std::vector<std::pair<std::string, std::string>>& kv, std::string_view key) {
+std::string Meta(const std::vector<std::pair<std::string_view, std::string>>& kv,
+                 std::string_view key) {
     for (const auto& [k, v] : kv) {
         if (k == key) return v;
     }
@@ -78,14 +79,15 @@ TEST(LangfuseMap, DefaultsWithoutTraceObject) {
     EXPECT_EQ(m.generation_name, "LLM Generation");
     EXPECT_EQ(m.environment, "default");
     EXPECT_EQ(m.level, Level::kDefault);
-    EXPECT_EQ(m.input_json.value(), r.input_json);
+    EXPECT_EQ(m.input_json().value(), r.input_json);
     EXPECT_EQ(json::parse(*m.output_json),
               json::parse(R"({"role":"assistant","content":"hi there"})"));
 }
 
 // Verifies usage is split into disjoint keys with an explicit total, and cost has a total.
 TEST(LangfuseMap, UsageAndCostDetails) {
-    Mapped m = Map(BaseRecord(), false);
+    const auto r = BaseRecord();
+    Mapped m = Map(r, false);
     EXPECT_EQ(
         json::parse(m.usage_details_json),
         json::parse(
@@ -124,7 +126,7 @@ TEST(LangfuseMap, TraceObjectShapesTheTrace) {
     EXPECT_EQ(Meta(m.trace_metadata, "count"), "3");
     EXPECT_EQ(Meta(m.trace_metadata, "flags"), R"({"a":true})");
     EXPECT_EQ(Meta(m.trace_metadata, "environment"), "<absent>");
-    EXPECT_EQ(m.tags, (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(m.tags, (std::vector<std::string_view>{"a", "b"}));
     EXPECT_EQ(m.release, "r1");
     EXPECT_EQ(m.version, "v2");
 }
@@ -167,7 +169,7 @@ TEST(LangfuseMap, PrivacyModeDropsContent) {
     r.output_text = "PLANTED";
     r.attempts[0].error = "PLANTED";
     Mapped m = Map(r, true);
-    EXPECT_FALSE(m.input_json.has_value());
+    EXPECT_FALSE(m.input_json().has_value());
     EXPECT_FALSE(m.output_json.has_value());
     EXPECT_EQ(m.status_message, "provider_unavailable (502)");
     EXPECT_EQ(Meta(m.observation_metadata, "attempts").find("PLANTED"), std::string::npos);
@@ -265,9 +267,9 @@ TEST(LangfuseMap, HugeContentIsReplaced) {
     auto r = BaseRecord();
     r.input_json = "\"" + std::string(kMaxContentBytes + 10, 'x') + "\"";
     Mapped m = Map(r, false);
-    ASSERT_TRUE(m.input_json.has_value());
-    EXPECT_LT(m.input_json->size(), 200u);
-    EXPECT_TRUE(json::parse(*m.input_json).is_string());
+    ASSERT_TRUE(m.input_json().has_value());
+    EXPECT_LT(m.input_json()->size(), 200u);
+    EXPECT_TRUE(json::parse(*m.input_json()).is_string());
 }
 
 }  // namespace

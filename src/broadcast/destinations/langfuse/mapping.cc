@@ -25,14 +25,15 @@ constexpr std::string_view kServiceName = "beacon";
 constexpr std::string_view kServiceVersion = "0.1.0";
 
 // Langfuse refuses names over 1000 characters; cut at a UTF-8 character boundary.
-std::string NameOf(std::string name) {
+std::string_view NameOf(std::string_view name) {
     constexpr size_t kMaxName = 1000;
     if (name.size() <= kMaxName) return name;
     size_t cut = kMaxName;
     while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
-    name.resize(cut);
-    return name;
+    return name.substr(0, cut);
 }
+
+std::string_view View(const boost::json::string& s) { return {s.data(), s.size()}; }
 
 std::string ValueText(const boost::json::value& v) {
     if (v.is_string()) return std::string(v.as_string());
@@ -163,7 +164,7 @@ class Attributes {
         out_ += R"(","value":)"sv;
         Value(value);
     }
-    void Strings(std::string_view key, const std::vector<std::string>& values) {
+    void Strings(std::string_view key, const std::vector<std::string_view>& values) {
         Key(key);
         out_ += R"({"arrayValue":{"values":[)";
         for (size_t i = 0; i < values.size(); ++i) {
@@ -237,7 +238,7 @@ void AppendSpan(std::string& out, const Mapped& m, bool is_generation) {
     if (is_generation) {
         a.String("langfuse.observation.model.name", m.model);
         a.String("langfuse.observation.model.parameters", m.model_parameters_json);
-        if (m.input_json) a.String("langfuse.observation.input", *m.input_json);
+        if (auto input = m.input_json()) a.String("langfuse.observation.input", *input);
         if (m.output_json) a.String("langfuse.observation.output", *m.output_json);
         a.String("langfuse.observation.usage_details", m.usage_details_json);
         a.String("langfuse.observation.cost_details", m.cost_details_json);
@@ -263,7 +264,8 @@ void AppendSpan(std::string& out, const Mapped& m, bool is_generation) {
 
 // --- legacy ingestion writers ---------------------------------------------------------------
 
-void AppendStringMap(std::string& out, const std::vector<std::pair<std::string, std::string>>& kv) {
+void AppendStringMap(std::string& out,
+                     const std::vector<std::pair<std::string_view, std::string>>& kv) {
     out.push_back('{');
     for (size_t i = 0; i < kv.size(); ++i) {
         if (i) out.push_back(',');
@@ -371,10 +373,9 @@ Mapped Map(const trace::TraceRecord& r, bool privacy) {
         m.span_name = NameOf(r.trace.span_name);
     }
     if (!r.trace.parent_span_id.empty()) m.parent_id = ObservationIdFrom(r.trace.parent_span_id);
-    m.trace_name =
-        r.trace.trace_name.empty() ? std::string(kDefaultTraceName) : NameOf(r.trace.trace_name);
-    m.generation_name = r.trace.generation_name.empty() ? std::string(kDefaultGenerationName)
-                                                        : NameOf(r.trace.generation_name);
+    m.trace_name = r.trace.trace_name.empty() ? kDefaultTraceName : NameOf(r.trace.trace_name);
+    m.generation_name =
+        r.trace.generation_name.empty() ? kDefaultGenerationName : NameOf(r.trace.generation_name);
     m.user = r.user;
     m.session = r.session_id;
     m.environment = "default";
@@ -387,17 +388,17 @@ Mapped Map(const trace::TraceRecord& r, bool privacy) {
             continue;
         }
         if (key == "release" && value.is_string()) {
-            m.release = value.as_string();
+            m.release = View(value.as_string());
             continue;
         }
         if (key == "version" && value.is_string()) {
-            m.version = value.as_string();
+            m.version = View(value.as_string());
             continue;
         }
         if (key == "tags" && value.is_array()) {
             const auto& arr = value.as_array();
             if (std::all_of(arr.begin(), arr.end(), [](const auto& v) { return v.is_string(); })) {
-                for (const auto& t : arr) m.tags.emplace_back(t.as_string());
+                for (const auto& t : arr) m.tags.push_back(View(t.as_string()));
                 std::sort(m.tags.begin(), m.tags.end());
                 m.tags.erase(std::unique(m.tags.begin(), m.tags.end()), m.tags.end());
                 continue;
@@ -409,9 +410,10 @@ Mapped Map(const trace::TraceRecord& r, bool privacy) {
     m.model = r.model;
     m.model_parameters_json = boost::json::serialize(r.model_parameters);
     if (!privacy) {
-        if (!r.input_json.empty()) {
-            m.input_json = r.input_json.size() > kMaxContentBytes ? Truncated(r.input_json.size())
-                                                                  : r.input_json;
+        if (r.input_json.size() > kMaxContentBytes) {
+            m.input_note = Truncated(r.input_json.size());
+        } else if (!r.input_json.empty()) {
+            m.input_text = &r.input_json;
         }
         if (r.outcome == trace::Outcome::kOk || !r.output_text.empty() || !r.tool_calls.empty()) {
             std::string out = OutputJson(r);
@@ -461,7 +463,7 @@ Mapped Map(const trace::TraceRecord& r, bool privacy) {
 
 std::string EncodeOtlp(const std::vector<trace::RecordPtr>& batch, bool privacy) {
     // Environment and release are resource attributes too, so records are grouped by them.
-    std::map<std::pair<std::string, std::string>, std::vector<Mapped>> groups;
+    std::map<std::pair<std::string, std::string_view>, std::vector<Mapped>> groups;
     for (const auto& r : batch) {
         Mapped m = Map(*r, privacy);
         auto key = std::make_pair(m.environment, m.release);
@@ -569,7 +571,7 @@ IngestionBatch EncodeIngestion(const std::vector<trace::RecordPtr>& batch, bool 
         }
         AppendField(event, "model", m.model);
         AppendRawField(event, "modelParameters", m.model_parameters_json);
-        if (m.input_json) AppendRawField(event, "input", *m.input_json);
+        if (auto input = m.input_json()) AppendRawField(event, "input", *input);
         if (m.output_json) AppendRawField(event, "output", *m.output_json);
         AppendRawField(event, "usageDetails", m.usage_details_json);
         AppendRawField(event, "costDetails", m.cost_details_json);

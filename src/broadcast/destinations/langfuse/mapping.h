@@ -34,26 +34,27 @@ Environment NormalizeEnvironment(std::string_view raw);
 enum class Level { kDefault, kWarning, kError };
 std::string_view LevelName(Level level);
 
-// Everything Langfuse shows for one record, with JSON-valued fields as JSON text.
+// Everything Langfuse shows for one record, with JSON-valued fields as JSON text. The views
+// point into the record: Map's record must outlive its result (Map of a temporary does not
+// compile).
 struct Mapped {
     std::string trace_id;
     std::string generation_id;           // observation id
     std::optional<std::string> span_id;  // when trace.span_name was given
     std::string parent_id;               // parent of the top observation, or empty
-    std::string trace_name;
-    std::string generation_name;
-    std::string span_name;
-    std::string user;
-    std::string session;
+    std::string_view trace_name;
+    std::string_view generation_name;
+    std::string_view span_name;
+    std::string_view user;
+    std::string_view session;
     std::string environment;
-    std::string release;
-    std::string version;
-    std::vector<std::string> tags;
-    std::vector<std::pair<std::string, std::string>> trace_metadata;        // string values
-    std::vector<std::pair<std::string, std::string>> observation_metadata;  // string values
-    std::string model;
+    std::string_view release;
+    std::string_view version;
+    std::vector<std::string_view> tags;
+    std::vector<std::pair<std::string_view, std::string>> trace_metadata;        // string values
+    std::vector<std::pair<std::string_view, std::string>> observation_metadata;  // string values
+    std::string_view model;
     std::string model_parameters_json;
-    std::optional<std::string> input_json;   // absent under Privacy Mode
     std::optional<std::string> output_json;  // absent under Privacy Mode or without an answer
     std::string usage_details_json;
     std::string cost_details_json;
@@ -62,9 +63,20 @@ struct Mapped {
     std::optional<int64_t> completion_start_ns;
     Level level = Level::kDefault;
     std::string status_message;  // empty when none
+
+    // The request's messages as JSON text, absent under Privacy Mode: the record's own text, or
+    // a note when it is larger than Langfuse accepts.
+    std::optional<std::string_view> input_json() const {
+        if (input_text != nullptr) return std::string_view(*input_text);
+        if (!input_note.empty()) return std::string_view(input_note);
+        return std::nullopt;
+    }
+    const std::string* input_text = nullptr;
+    std::string input_note;
 };
 
 Mapped Map(const trace::TraceRecord& record, bool privacy_mode);
+Mapped Map(const trace::TraceRecord&& record, bool privacy_mode) = delete;
 
 // OTLP/JSON ExportTraceServiceRequest for a batch (one generation, and a span when asked, per
 // record; trace attributes on every span; environment and release also on the resource).
