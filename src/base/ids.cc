@@ -24,15 +24,27 @@ std::mt19937_64& ThreadRng() {
 std::string RandomAlnum(size_t n) {
     static constexpr std::string_view kAlphabet =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    std::uniform_int_distribution<size_t> pick(0, kAlphabet.size() - 1);
+    // Ten 6-bit picks per 64-bit draw, each kept when it falls in the alphabet (62 of 64): as
+    // uniform as one draw per character, at a fifth of the draws.
     std::string out(n, '0');
     auto& rng = ThreadRng();
-    for (auto& c : out) c = kAlphabet[pick(rng)];
+    for (size_t i = 0; i < n;) {
+        uint64_t bits = rng();
+        for (int k = 0; k < 10 && i < n; ++k, bits >>= 6) {
+            const auto pick = static_cast<size_t>(bits & 63);
+            if (pick < kAlphabet.size()) out[i++] = kAlphabet[pick];
+        }
+    }
     return out;
 }
 
 std::string NewGenerationId(int64_t unix_seconds) {
-    return "gen-" + std::to_string(unix_seconds) + "-" + RandomAlnum(20);
+    std::string id = "gen-";
+    id.reserve(48);
+    id += std::to_string(unix_seconds);
+    id.push_back('-');
+    id += RandomAlnum(20);
+    return id;
 }
 
 std::string RandomHex(size_t bytes) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -942,14 +943,14 @@ void Broadcaster::CommitGroup(std::vector<Pending> group, bool force_cursors) {
     std::vector<Spool::NewRecord> rows;
     std::vector<const Pending*> stored;
     for (const auto& p : group) {
-        std::vector<std::string> ids;
-        bool done = true;
-        for (const auto& e : p.wanting) {
-            ids.push_back(e->id());
+        // Under load nearly every record is delivered by now: decide before building anything.
+        const bool done = std::none_of(p.wanting.begin(), p.wanting.end(), [&](const auto& e) {
             auto it = delivered.find(e->id());
-            if (it != delivered.end() && it->second < p.seq) done = false;  // removed: done
-        }
+            return it != delivered.end() && it->second < p.seq;  // removed: done
+        });
         if (done) continue;
+        std::vector<std::string> ids;
+        for (const auto& e : p.wanting) ids.push_back(e->id());
         rows.push_back({p.created_ms, JoinDestinations(ids), trace::EncodeRecord(*p.record), p.seq,
                         static_cast<int64_t>(p.bytes)});
         stored.push_back(&p);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
 #include <set>
 #include <string>
@@ -40,6 +41,20 @@ TEST(IdsTest, RandomAlnumUsesTheWholeAlphabet) {
         digit |= std::isdigit(static_cast<unsigned char>(c)) != 0;
     }
     EXPECT_TRUE(upper && lower && digit);
+}
+
+TEST(IdsTest, RandomAlnumIsUniform) {
+    // Verifies every character is equally likely: 124k picks, 2000 expected per character (a
+    // standard deviation of ~44); a pick folded onto the alphabet (64 -> 62) would give two
+    // characters twice as many.
+    const std::string s = RandomAlnum(62 * 2000);
+    std::map<char, int> count;
+    for (char c : s) ++count[c];
+    ASSERT_EQ(count.size(), 62u);
+    for (const auto& [c, n] : count) {
+        EXPECT_GT(n, 1700) << c;
+        EXPECT_LT(n, 2300) << c;
+    }
 }
 
 TEST(IdsTest, HexEncode) {
