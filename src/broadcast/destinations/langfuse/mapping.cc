@@ -469,8 +469,15 @@ std::string EncodeOtlp(const std::vector<trace::RecordPtr>& batch, bool privacy)
         auto key = std::make_pair(m.environment, m.release);
         groups[key].push_back(std::move(m));
     }
+    // Room for the whole body up front: growing it at the end of a batch copied the ~400 KB
+    // written so far into a buffer twice as large. Per record: the attributes, and the prompt
+    // and answer with room for their escapes.
+    size_t room = 4096;
+    for (const auto& r : batch) {
+        room += 4096 + (r->input_json.size() + r->output_text.size() + r->reasoning.size()) * 5 / 4;
+    }
     std::string out;
-    out.reserve(batch.size() * 4096);
+    out.reserve(room);
     out += R"({"resourceSpans":[)";
     bool first_group = true;
     for (const auto& [key, mapped] : groups) {
