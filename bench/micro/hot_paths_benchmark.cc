@@ -11,6 +11,7 @@
 
 #include "api/chat_request.h"
 #include "base/gzip.h"
+#include "base/json_text.h"
 #include "broadcast/destinations/langfuse/mapping.h"
 #include "broadcast/spool.h"
 #include "providers/openai_compatible/translate.h"
@@ -78,7 +79,7 @@ void BM_RewriteChunk(benchmark::State& state) {
         o["id"] = "gen-1700000000-abcdefghijklmnopqrst";
         o["provider"] = "OpenAI";
         o["model"] = "openai/gpt-4o";
-        auto out = json::serialize(o);
+        auto out = base::JsonText(o);
         benchmark::DoNotOptimize(out);
     }
 }

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/string.hpp>
+#include <boost/json/value.hpp>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -157,6 +161,85 @@ void AppendJsonInt(std::string& out, int64_t v) {
     char buf[24];
     const auto r = std::to_chars(buf, buf + sizeof(buf), v);
     out.append(buf, r.ptr);
+}
+
+// A chat completion or a chunk fits without growing the string.
+constexpr size_t kTextRoom = 1024;
+
+void AppendJsonValue(std::string& out, const boost::json::value& v) {
+    switch (v.kind()) {
+        case boost::json::kind::null:
+            out += "null";
+            return;
+        case boost::json::kind::bool_:
+            out += v.get_bool() ? "true" : "false";
+            return;
+        case boost::json::kind::int64:
+            AppendJsonInt(out, v.get_int64());
+            return;
+        case boost::json::kind::uint64: {
+            char buf[24];
+            const auto r = std::to_chars(buf, buf + sizeof(buf), v.get_uint64());
+            out.append(buf, r.ptr);
+            return;
+        }
+        case boost::json::kind::double_:
+            if (std::isfinite(v.get_double())) {
+                AppendJsonNumber(out, v.get_double());
+            } else {
+                out += "null";
+            }
+            return;
+        case boost::json::kind::string: {
+            const auto& s = v.get_string();
+            AppendJsonString(out, std::string_view(s.data(), s.size()));
+            return;
+        }
+        case boost::json::kind::array:
+            AppendJsonValue(out, v.get_array());
+            return;
+        case boost::json::kind::object:
+            AppendJsonValue(out, v.get_object());
+            return;
+    }
+}
+
+void AppendJsonValue(std::string& out, const boost::json::array& v) {
+    out.push_back('[');
+    bool first = true;
+    for (const auto& e : v) {
+        if (!first) out.push_back(',');
+        first = false;
+        AppendJsonValue(out, e);
+    }
+    out.push_back(']');
+}
+
+void AppendJsonValue(std::string& out, const boost::json::object& v) {
+    out.push_back('{');
+    bool first = true;
+    for (const auto& m : v) {
+        if (!first) out.push_back(',');
+        first = false;
+        AppendJsonString(out, std::string_view(m.key().data(), m.key().size()));
+        out.push_back(':');
+        AppendJsonValue(out, m.value());
+    }
+    out.push_back('}');
+}
+
+std::string JsonText(const boost::json::value& v) {
+    std::string out;
+    out.reserve(kTextRoom);
+    AppendJsonValue(out, v);
+    return out;
+}
+
+std::string JsonText(const boost::json::object& v) {
+    std::string out;
+    out.reserve(kTextRoom);
+    AppendJsonValue(out, v);
+    return out;
 }
 
 }  // namespace beacon::base

@@ -2,6 +2,7 @@
 // DOM first would cost more than the encoding itself.
 #pragma once
 
+#include <boost/json/fwd.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -18,5 +19,17 @@ void AppendJsonEscaped(std::string& out, std::string_view s);
 // Appends a number the way JSON wants it (no NaN/Inf: those become 0).
 void AppendJsonNumber(std::string& out, double v);
 void AppendJsonInt(std::string& out, int64_t v);
+
+// Appends the JSON text of a DOM value: compact, members in their order, as
+// boost::json::serialize writes it and as fast, except for doubles. Those are written as the
+// shortest text that reads back (0.2, where serialize wrote 2E-1), and NaN and infinities as
+// null: Boost.JSON 1.81 parses 1e999 to infinity and serialize then writes `Infinity`, which is
+// not JSON (boostorg/json#397, changed in 1.83), so an upstream answer holding such a number was
+// relayed as invalid JSON.
+void AppendJsonValue(std::string& out, const boost::json::value& v);
+void AppendJsonValue(std::string& out, const boost::json::object& v);
+void AppendJsonValue(std::string& out, const boost::json::array& v);
+std::string JsonText(const boost::json::value& v);
+std::string JsonText(const boost::json::object& v);
 
 }  // namespace beacon::base

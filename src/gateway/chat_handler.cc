@@ -26,6 +26,7 @@
 #include "api/finish_reason.h"
 #include "api/sse.h"
 #include "base/ids.h"
+#include "base/json_text.h"
 #include "gateway/gateway.h"
 
 namespace beacon::gateway {
@@ -191,7 +192,7 @@ class ChatCall final : public providers::ChunkSink {
         Stamp(chunk, "chat.completion.chunk");
         if (!co_await EnsureStreamStarted()) co_return false;
         data_sent_ = true;
-        const bool written = co_await ex_.WriteChunk(api::SseData(json::serialize(chunk)));
+        const bool written = co_await ex_.WriteChunk(api::SseData(base::JsonText(chunk)));
         last_write_ = Clock::now();
         co_return written;
     }
@@ -395,7 +396,7 @@ class ChatCall final : public providers::ChunkSink {
         // Strict clients (@openrouter/sdk) require the key, null or not.
         if (!completion.contains("system_fingerprint")) completion["system_fingerprint"] = nullptr;
         completion["usage"] = UsageJson();
-        co_await ex_.Respond(200, kJson, json::serialize(completion), GenerationHeaders());
+        co_await ex_.Respond(200, kJson, base::JsonText(completion), GenerationHeaders());
     }
 
     // --- streaming -----------------------------------------------------------------------
@@ -456,7 +457,7 @@ class ChatCall final : public providers::ChunkSink {
         Stamp(last, "chat.completion.chunk");
         last["choices"] = json::array{};
         last["usage"] = UsageJson();
-        if (!co_await ex_.WriteChunk(api::SseData(json::serialize(last)))) co_return;
+        if (!co_await ex_.WriteChunk(api::SseData(base::JsonText(last)))) co_return;
         if (!co_await ex_.WriteChunk(std::string(api::kSseDone))) co_return;
         co_await ex_.EndStream();
     }
@@ -473,7 +474,7 @@ class ChatCall final : public providers::ChunkSink {
                                                     {"delta", json::object{{"content", ""}}},
                                                     {"finish_reason", "error"},
                                                     {"native_finish_reason", nullptr}}};
-        if (co_await ex_.WriteChunk(api::SseData(json::serialize(chunk)))) co_await ex_.EndStream();
+        if (co_await ex_.WriteChunk(api::SseData(base::JsonText(chunk)))) co_await ex_.EndStream();
     }
 
     // Writes ": OPENROUTER PROCESSING" whenever nothing was written for an interval: while
@@ -594,16 +595,16 @@ class ChatCall final : public providers::ChunkSink {
     std::string InputJson() const {
         constexpr size_t kRawLimit = 64 * 1024;
         if (!rejected_) {
-            if (auto m = req_.body.if_contains("messages")) return json::serialize(*m);
-            if (auto p = req_.body.if_contains("prompt")) return json::serialize(*p);
+            if (auto m = req_.body.if_contains("messages")) return base::JsonText(*m);
+            if (auto p = req_.body.if_contains("prompt")) return base::JsonText(*p);
             return {};
         }
         boost::system::error_code ec;
         auto v = json::parse(ex_.body(), ec);
         if (!ec && v.is_object()) {
-            if (auto m = v.as_object().if_contains("messages")) return json::serialize(*m);
+            if (auto m = v.as_object().if_contains("messages")) return base::JsonText(*m);
         }
-        return json::serialize(json::value(std::string_view(ex_.body()).substr(0, kRawLimit)));
+        return base::JsonText(json::value(std::string_view(ex_.body()).substr(0, kRawLimit)));
     }
 
     void Record() {

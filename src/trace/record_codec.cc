@@ -1,7 +1,6 @@
 #include "trace/record_codec.h"
 
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
 #include "base/json_text.h"
@@ -175,7 +174,7 @@ std::string EncodeRecord(const TraceRecord& r) {
             e.push_back('[');
             base::AppendJsonString(e, r.trace.extra[i].first);
             e.push_back(',');
-            e += json::serialize(r.trace.extra[i].second);
+            e += base::JsonText(r.trace.extra[i].second);
             e.push_back(']');
         }
         e.push_back(']');
@@ -183,7 +182,7 @@ std::string EncodeRecord(const TraceRecord& r) {
     }
     w.Str("model", r.model);
     w.Str("provider", r.provider);
-    w.Raw("model_parameters", json::serialize(r.model_parameters));
+    w.Raw("model_parameters", base::JsonText(r.model_parameters));
     w.Bool("streamed", r.streamed);
     w.Str("input_json", r.input_json);
     w.Str("output_text", r.output_text);

@@ -256,6 +256,20 @@ describe('gateway core', { timeout: 60_000 }, () => {
             assert.equal(u.completion_tokens_details.reasoning_tokens, 0);
         });
 
+        test('a number beyond the double range in an answer reaches the client as null, not as invalid JSON', async () => {
+            // JSON allows -1e999; Beacon holds it as a double (minus infinity), which JSON text
+            // cannot hold. Boost.JSON 1.81 wrote it as -Infinity, which no JSON parser accepts.
+            const answer = chatCompletion();
+            answer.choices[0].logprobs = { content: [{ token: 'Hello', logprob: 'HUGE', bytes: [72] }] };
+            stack.fake.enqueue({ text: JSON.stringify(answer).replace('"HUGE"', '-1e999') });
+            const res = await chat(stack, BASE);
+            assert.equal(res.status, 200, res.text);
+            assert.ok(res.body, `the answer must be JSON: ${res.text}`);
+            assert.equal(res.body.choices[0].logprobs.content[0].logprob, null);
+            assert.deepEqual(res.body.choices[0].logprobs.content[0].bytes, [72]);
+            assert.equal(res.body.choices[0].message.content, DEFAULT_CONTENT);
+        });
+
         test('cached and reasoning token counts from the provider are passed on', async () => {
             const usage = {
                 prompt_tokens: 30,
@@ -324,6 +338,30 @@ describe('gateway core', { timeout: 60_000 }, () => {
             assertClose(last.usage.cost, expectedCost('openai/gpt-4o', 12, 5), 'usage.cost');
             const finishes = chunks.flatMap((c) => c.choices).map((ch) => ch.finish_reason).filter((f) => f != null);
             assert.deepEqual(finishes, ['stop']);
+        });
+
+        test('a number beyond the double range in a chunk reaches the client as null, not as invalid JSON', async () => {
+            const first = {
+                id: 'chatcmpl-huge',
+                object: 'chat.completion.chunk',
+                created: 1,
+                model: 'gpt-4o',
+                choices: [{
+                    index: 0,
+                    delta: { role: 'assistant', content: 'Hi' },
+                    logprobs: { content: [{ token: 'Hi', logprob: 'HUGE' }] },
+                    finish_reason: null,
+                }],
+            };
+            stack.fake.enqueue({
+                stream: { chunks: [{ raw: JSON.stringify(first).replace('"HUGE"', '1e999') }, { content: '!', finish_reason: 'stop' }] },
+            });
+            const res = await openStream(stack, BASE);
+            assert.equal(res.status, 200);
+            const { data, chunks } = dataOf(await collectSse(res.body));
+            assert.equal(chunks.length, data.length - 1, `every event before [DONE] must be JSON: ${JSON.stringify(data)}`);
+            assert.equal(chunks[0].choices[0].logprobs.content[0].logprob, null);
+            assert.deepEqual(contentDeltas(chunks), ['Hi', '!']);
         });
 
         test('a stream whose end arrives with [DONE] leaves its provider connection for the next call', async () => {

@@ -161,5 +161,75 @@ TEST(JsonTextTest, NumbersReadBackExactly) {
     }
 }
 
+// A random DOM of every kind but double, with strings full of bytes that need escaping.
+boost::json::value RandomValue(std::mt19937_64& rng, int depth) {
+    const std::string special = std::string("\"\\\x01\x1f\n\t/\x7f\xe2\x82\xac", 12);
+    auto text = [&] {
+        std::string s(rng() % 12, 'a');
+        for (auto& c : s) {
+            if (rng() % 3 == 0) c = special[rng() % special.size()];
+        }
+        return s;
+    };
+    switch (depth > 3 ? rng() % 5 : rng() % 7) {
+        case 0:
+            return nullptr;
+        case 1:
+            return rng() % 2 == 0;
+        case 2:
+            return static_cast<int64_t>(rng());
+        case 3:
+            return static_cast<uint64_t>(rng() | (uint64_t{1} << 63));
+        case 4:
+            return boost::json::string(text());
+        case 5: {
+            boost::json::array a;
+            for (int i = static_cast<int>(rng() % 5); i > 0; --i) {
+                a.push_back(RandomValue(rng, depth + 1));
+            }
+            return a;
+        }
+        default: {
+            boost::json::object o;
+            for (int i = static_cast<int>(rng() % 5); i > 0; --i) {
+                o[text()] = RandomValue(rng, depth + 1);
+            }
+            return o;
+        }
+    }
+}
+
+TEST(JsonTextTest, DomTextIsWhatBoostSerializeWrites) {
+    // Verifies AppendJsonValue against boost::json::serialize on 5000 random documents without
+    // doubles (nested arrays and objects, escapes, negative and 64-bit unsigned integers): the
+    // same text, byte for byte.
+    std::mt19937_64 rng(2024);
+    for (int n = 0; n < 5000; ++n) {
+        const boost::json::value v = RandomValue(rng, 0);
+        ASSERT_EQ(JsonText(v), boost::json::serialize(v)) << "case " << n;
+        if (v.is_object()) {
+            ASSERT_EQ(JsonText(v.get_object()), boost::json::serialize(v)) << "case " << n;
+        }
+    }
+}
+
+TEST(JsonTextTest, DomDoublesReadBackAndNonFiniteIsNull) {
+    // Verifies doubles inside a DOM are written as numbers that read back to the same value
+    // (0.2 as 0.2, where serialize wrote 2E-1), and that NaN and infinities, which serialize
+    // wrote as the non-JSON words NaN and Infinity, become null, including the infinity that
+    // parsing 1e999 gives.
+    boost::json::array a{0.2, -0.0, 1e300, 2.0, 5e-324};
+    const std::string text = JsonText(a);
+    EXPECT_EQ(text, "[0.2,-0,1e+300,2,5e-324]");
+    const auto back = boost::json::parse(text).as_array();
+    ASSERT_EQ(back.size(), a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(back[i].to_number<double>(), a[i].get_double()) << i;
+    }
+    boost::json::object bad{{"nan", std::nan("")}, {"inf", HUGE_VAL}, {"minus", -HUGE_VAL}};
+    EXPECT_EQ(JsonText(bad), R"({"nan":null,"inf":null,"minus":null})");
+    EXPECT_EQ(JsonText(boost::json::parse(R"({"logprob":-1e999})")), R"({"logprob":null})");
+}
+
 }  // namespace
 }  // namespace beacon::base

@@ -1,25 +1,12 @@
 #include "providers/openai_compatible/translate.h"
 
 #include <algorithm>
-#include <boost/json/serializer.hpp>
 #include <iterator>
 
 #include "base/json_text.h"
 
 namespace beacon::providers::openai_compatible {
 namespace json = boost::json;
-
-namespace {
-
-// Appends the JSON text of `v` through a stack buffer (json::serialize would return a new string).
-void AppendSerialized(std::string& out, const json::value& v) {
-    json::serializer sr;
-    sr.reset(&v);
-    char buf[4096];
-    while (!sr.done()) out.append(sr.read(buf));
-}
-
-}  // namespace
 
 std::string BuildUpstreamBody(const api::ChatRequest& request, std::string_view upstream_model,
                               bool stream) {
@@ -46,14 +33,14 @@ std::string BuildUpstreamBody(const api::ChatRequest& request, std::string_view 
         out.push_back(',');
         base::AppendJsonString(out, key);
         out.push_back(':');
-        AppendSerialized(out, member.value());
+        base::AppendJsonValue(out, member.value());
     }
     if (legacy) {
         // Legacy `prompt` requests become one user message.
         out += R"(,"messages":[{"role":"user")";
         if (const json::value* prompt = request.body.if_contains("prompt")) {
             out += R"(,"content":)";
-            AppendSerialized(out, *prompt);
+            base::AppendJsonValue(out, *prompt);
         }
         out += "}]";
     }

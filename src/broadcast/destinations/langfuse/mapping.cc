@@ -1,7 +1,6 @@
 #include "broadcast/destinations/langfuse/mapping.h"
 
 #include <algorithm>
-#include <boost/json/serialize.hpp>
 #include <ctime>
 #include <functional>
 #include <map>
@@ -37,7 +36,7 @@ std::string_view View(const boost::json::string& s) { return {s.data(), s.size()
 
 std::string ValueText(const boost::json::value& v) {
     if (v.is_string()) return std::string(v.as_string());
-    return boost::json::serialize(v);
+    return base::JsonText(v);
 }
 
 std::string Truncated(size_t bytes) {
@@ -408,7 +407,7 @@ Mapped Map(const trace::TraceRecord& r, bool privacy) {
     }
 
     m.model = r.model;
-    m.model_parameters_json = boost::json::serialize(r.model_parameters);
+    m.model_parameters_json = base::JsonText(r.model_parameters);
     if (!privacy) {
         if (r.input_json.size() > kMaxContentBytes) {
             m.input_note = Truncated(r.input_json.size());
