@@ -228,18 +228,20 @@ void AppendJsonValue(std::string& out, const boost::json::object& v) {
     out.push_back('}');
 }
 
-std::string JsonText(const boost::json::value& v) {
+namespace {
+
+template <class Dom>
+std::string TextOf(const Dom& v) {
     std::string out;
     out.reserve(kTextRoom);
     AppendJsonValue(out, v);
     return out;
 }
 
-std::string JsonText(const boost::json::object& v) {
-    std::string out;
-    out.reserve(kTextRoom);
-    AppendJsonValue(out, v);
-    return out;
-}
+}  // namespace
+
+std::string JsonText(const boost::json::value& v) { return TextOf(v); }
+
+std::string JsonText(const boost::json::object& v) { return TextOf(v); }
 
 }  // namespace beacon::base
