@@ -39,7 +39,7 @@ trace::RecordPtr Record() {
     r->trace = parsed->trace;
     r->model = "openai/gpt-4o";
     r->provider = "OpenAI";
-    r->model_parameters = trace::ModelParameters(parsed->body, false);
+    r->model_parameters_json = trace::ModelParametersJson(parsed->body, false);
     r->input_json = json::serialize(parsed->body.at("messages"));
     r->output_text =
         "Beacon is a C++20 gateway that is OpenRouter-compatible and sends traces to Langfuse.";

@@ -205,7 +205,7 @@ std::shared_ptr<trace::TraceRecord> TestRecord(const std::string& workspace) {
     r->trace.generation_name = "Test Generation";
     r->model = "beacon/test";
     r->provider = "Beacon";
-    r->model_parameters = json::object{{"stream", false}};
+    r->model_parameters_json = R"({"stream":false})";
     r->input_json =
         R"([{"role":"user","content":"Beacon test trace: is this destination receiving?"}])";
     r->output_text = "Yes. This trace was sent by Beacon's \"Send test trace\".";

@@ -21,8 +21,8 @@ void AppendJsonNumber(std::string& out, double v);
 void AppendJsonInt(std::string& out, int64_t v);
 
 // Appends the JSON text of a DOM value: compact, members in their order, as
-// boost::json::serialize writes it and as fast, except for doubles. Those are written as the
-// shortest text that reads back (0.2, where serialize wrote 2E-1), and NaN and infinities as
+// boost::json::serialize writes it, within ~10% of its speed, except for doubles. Those are written
+// as the shortest text that reads back (0.2, where serialize wrote 2E-1), and NaN and infinities as
 // null: Boost.JSON 1.81 parses 1e999 to infinity and serialize then writes `Infinity`, which is
 // not JSON (boostorg/json#397, changed in 1.83), so an upstream answer holding such a number was
 // relayed as invalid JSON.

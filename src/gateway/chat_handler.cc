@@ -624,7 +624,7 @@ class ChatCall final : public providers::ChunkSink {
         } else {
             rec->model = req_.model;
         }
-        rec->model_parameters = trace::ModelParameters(req_.body, req_.stream);
+        rec->model_parameters_json = trace::ModelParametersJson(req_.body, req_.stream);
         rec->streamed = req_.stream;
         rec->input_json = InputJson();
         rec->output_text = std::move(content_);

@@ -182,7 +182,7 @@ std::string EncodeRecord(const TraceRecord& r) {
     }
     w.Str("model", r.model);
     w.Str("provider", r.provider);
-    w.Raw("model_parameters", base::JsonText(r.model_parameters));
+    w.Raw("model_parameters", r.model_parameters_json);
     w.Bool("streamed", r.streamed);
     w.Str("input_json", r.input_json);
     w.Str("output_text", r.output_text);
@@ -292,7 +292,9 @@ Result<TraceRecord> DecodeRecord(std::string_view text) {
     }
     r.model = rd.Str("model");
     r.provider = rd.Str("provider");
-    if (const json::object* mp = rd.Obj("model_parameters")) r.model_parameters = *mp;
+    if (const json::object* mp = rd.Obj("model_parameters")) {
+        r.model_parameters_json = base::JsonText(*mp);
+    }
     r.streamed = rd.Bool("streamed");
     r.input_json = rd.Str("input_json");
     r.output_text = rd.Str("output_text");

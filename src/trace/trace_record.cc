@@ -1,9 +1,11 @@
 #include "trace/trace_record.h"
 
 #include <algorithm>
-#include <boost/json/serialize.hpp>
+#include <boost/json/object.hpp>
 #include <iterator>
 #include <string_view>
+
+#include "base/json_text.h"
 
 namespace beacon::trace {
 
@@ -13,13 +15,15 @@ void CapContent(TraceRecord& r) {
                " bytes not exported: larger than Langfuse accepts]";
     };
     if (r.input_json.size() > kMaxContentBytes) {
-        r.input_json = boost::json::serialize(boost::json::value(note(r.input_json.size())));
+        std::string text;
+        base::AppendJsonString(text, note(r.input_json.size()));
+        r.input_json = std::move(text);
     }
     if (r.output_text.size() > kMaxContentBytes) r.output_text = note(r.output_text.size());
     if (r.reasoning.size() > kMaxContentBytes) r.reasoning = note(r.reasoning.size());
 }
 
-boost::json::object ModelParameters(const boost::json::object& body, bool stream) {
+std::string ModelParametersJson(const boost::json::object& body, bool stream) {
     static constexpr std::string_view kKeys[] = {"temperature",
                                                  "top_p",
                                                  "top_k",
@@ -33,18 +37,23 @@ boost::json::object ModelParameters(const boost::json::object& body, bool stream
                                                  "seed",
                                                  "stop"};
     // One pass over the request's members (in their order) instead of a lookup per key: a
-    // lookup in a small object compares every key, and this ran on every request.
-    boost::json::object params;
+    // lookup in a small object compares every key, and this ran on every request. Written as
+    // text at once: the object it replaces was built, copied into the record, serialised for
+    // every export and freed on another thread.
+    std::string out = "{";
     for (const auto& member : body) {
         const std::string_view key = member.key();
         if (member.value().is_null() ||
             std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) {
             continue;
         }
-        params[key] = member.value();
+        base::AppendJsonString(out, key);
+        out.push_back(':');
+        base::AppendJsonValue(out, member.value());
+        out.push_back(',');
     }
-    params["stream"] = stream;
-    return params;
+    out += stream ? R"("stream":true})" : R"("stream":false})";
+    return out;
 }
 
 }  // namespace beacon::trace

@@ -52,7 +52,9 @@ struct TraceRecord {
     // The model that answered (or, when none did, the first one asked for) and its provider.
     std::string model;
     std::string provider;
-    boost::json::object model_parameters;  // sampling fields present in the request + stream
+    // The sampling fields present in the request, and stream, as the text of a JSON object
+    // (written once here, then copied into every destination's encoding as it is).
+    std::string model_parameters_json = "{}";
     bool streamed = false;
 
     // Content (dropped by Privacy Mode): the request's messages as JSON text, the answer.
@@ -95,7 +97,8 @@ inline constexpr size_t kMaxContentBytes = 1024 * 1024;
 // Applies kMaxContentBytes to the input, output and reasoning of `record`.
 void CapContent(TraceRecord& record);
 
-// The sampling parameters of a request worth showing with the generation.
-boost::json::object ModelParameters(const boost::json::object& request_body, bool stream);
+// The sampling parameters of a request worth showing with the generation, as a JSON object's
+// text.
+std::string ModelParametersJson(const boost::json::object& request_body, bool stream);
 
 }  // namespace beacon::trace

@@ -16,7 +16,7 @@ trace::TraceRecord BaseRecord() {
     r.api_key_name = "app";
     r.model = "openai/gpt-4o";
     r.provider = "OpenAI";
-    r.model_parameters = json::object{{"temperature", 0.5}, {"stream", false}};
+    r.model_parameters_json = R"({"temperature":0.5,"stream":false})";
     r.input_json = R"([{"role":"user","content":"hello"}])";
     r.output_text = "hi there";
     r.finish_reason = "stop";
@@ -82,6 +82,22 @@ TEST(LangfuseMap, DefaultsWithoutTraceObject) {
     EXPECT_EQ(m.input_json().value(), r.input_json);
     EXPECT_EQ(json::parse(*m.output_json),
               json::parse(R"({"role":"assistant","content":"hi there"})"));
+}
+
+// Verifies the model parameters shown with a generation: the request's sampling fields present
+// and not null, in the request's order, as they were sent (numbers, arrays), then stream; nothing
+// else of the request.
+TEST(LangfuseMap, ModelParametersAreTheSamplingFieldsAsText) {
+    const auto body = json::parse(R"({"model":"m","temperature":0.2,"messages":[],"top_p":null,)"
+                                  R"("max_tokens":64,"stop":["\n","END"],"user":"u","seed":7})")
+                          .as_object();
+    const std::string text = trace::ModelParametersJson(body, true);
+    EXPECT_EQ(text,
+              R"({"temperature":0.2,"max_tokens":64,"stop":["\n","END"],"seed":7,"stream":true})");
+    EXPECT_EQ(trace::ModelParametersJson(json::object{}, false), R"({"stream":false})");
+    trace::TraceRecord r;
+    r.model_parameters_json = text;
+    EXPECT_EQ(json::parse(Map(r, false).model_parameters_json), json::parse(text));
 }
 
 // Verifies usage is split into disjoint keys with an explicit total, and cost has a total.

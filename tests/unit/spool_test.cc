@@ -225,7 +225,7 @@ trace::TraceRecord FullRecord() {
                      {"nested", boost::json::parse(R"({"a":[1,2,{"b":null}]})")}};
     r.model = "openai/gpt-4o";
     r.provider = "OpenAI";
-    r.model_parameters = boost::json::parse(R"({"temperature":0.5,"stream":true})").as_object();
+    r.model_parameters_json = R"({"temperature":0.5,"stream":true})";
     r.streamed = true;
     r.input_json = R"([{"role":"user","content":"hi\n\u0001"}])";
     r.output_text = "héllo";
@@ -256,7 +256,7 @@ TEST(RecordCodec, RoundTripsEveryField) {
     EXPECT_EQ(out->trace.extra.size(), 3u);
     EXPECT_EQ(out->trace.extra[0].first, "environment");
     EXPECT_EQ(out->trace.extra[2].second, in.trace.extra[2].second);
-    EXPECT_EQ(out->model_parameters, in.model_parameters);
+    EXPECT_EQ(out->model_parameters_json, in.model_parameters_json);
     EXPECT_EQ(out->input_json, in.input_json);
     EXPECT_EQ(out->output_text, in.output_text);
     ASSERT_EQ(out->tool_calls.size(), 1u);

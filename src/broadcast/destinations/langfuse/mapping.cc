@@ -407,7 +407,7 @@ Mapped Map(const trace::TraceRecord& r, bool privacy) {
     }
 
     m.model = r.model;
-    m.model_parameters_json = base::JsonText(r.model_parameters);
+    m.model_parameters_json = r.model_parameters_json;
     if (!privacy) {
         if (r.input_json.size() > kMaxContentBytes) {
             m.input_note = Truncated(r.input_json.size());

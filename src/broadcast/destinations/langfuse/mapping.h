@@ -54,7 +54,7 @@ struct Mapped {
     std::vector<std::pair<std::string_view, std::string>> trace_metadata;        // string values
     std::vector<std::pair<std::string_view, std::string>> observation_metadata;  // string values
     std::string_view model;
-    std::string model_parameters_json;
+    std::string_view model_parameters_json;
     std::optional<std::string> output_json;  // absent under Privacy Mode or without an answer
     std::string usage_details_json;
     std::string cost_details_json;
