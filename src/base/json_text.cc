@@ -156,12 +156,19 @@ void AppendJsonNumber(std::string& out, double v) {
     out.append(buf, r.ptr);
 }
 
-void AppendJsonInt(std::string& out, int64_t v) {
-    // std::to_chars: same digits as fmt's "{}", without its type-erased formatting path.
+namespace {
+
+// Integers in decimal (std::to_chars: the digits of fmt's "{}", without its type-erased path).
+template <class Int>
+void AppendDecimal(std::string& out, Int v) {
     char buf[24];
     const auto r = std::to_chars(buf, buf + sizeof(buf), v);
     out.append(buf, r.ptr);
 }
+
+}  // namespace
+
+void AppendJsonInt(std::string& out, int64_t v) { AppendDecimal(out, v); }
 
 // A chat completion or a chunk fits without growing the string.
 constexpr size_t kTextRoom = 1024;
@@ -177,12 +184,9 @@ void AppendJsonValue(std::string& out, const boost::json::value& v) {
         case boost::json::kind::int64:
             AppendJsonInt(out, v.get_int64());
             return;
-        case boost::json::kind::uint64: {
-            char buf[24];
-            const auto r = std::to_chars(buf, buf + sizeof(buf), v.get_uint64());
-            out.append(buf, r.ptr);
+        case boost::json::kind::uint64:
+            AppendDecimal(out, v.get_uint64());
             return;
-        }
         case boost::json::kind::double_:
             if (std::isfinite(v.get_double())) {
                 AppendJsonNumber(out, v.get_double());

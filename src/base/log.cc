@@ -42,7 +42,6 @@ void InitLogging(std::string_view level, LogFormat format) {
 
 std::string JsonEscape(std::string_view s) {
     std::string out;
-    out.reserve(s.size());
     AppendJsonEscaped(out, s);
     return out;
 }

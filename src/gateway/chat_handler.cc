@@ -604,7 +604,9 @@ class ChatCall final : public providers::ChunkSink {
         if (!ec && v.is_object()) {
             if (auto m = v.as_object().if_contains("messages")) return base::JsonText(*m);
         }
-        return base::JsonText(json::value(std::string_view(ex_.body()).substr(0, kRawLimit)));
+        std::string raw;
+        base::AppendJsonString(raw, std::string_view(ex_.body()).substr(0, kRawLimit));
+        return raw;
     }
 
     void Record() {

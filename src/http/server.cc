@@ -244,23 +244,26 @@ class ExchangeImpl final : public Exchange {
             tcp::socket::wait_read,
             asio::bind_cancellation_slot(watch->stop.slot(),
                                          [this, watch](const boost::system::error_code& ec) {
-                                             if (!watch->active) return;
-                                             if (ec) {
-                                                 watch->active = false;
-                                                 return;
-                                             }
-                                             const Readable what = PeekReadable();
-                                             if (what == Readable::kNothing) {
-                                                 ArmWatch(watch);  // woken without data: wait again
-                                                 return;
-                                             }
-                                             watch->active = false;
-                                             if (what == Readable::kData)
-                                                 return;  // pipelined bytes: nothing to learn
-                                             client_gone_ = true;
-                                             auto on_gone = std::move(watch->on_gone);
-                                             if (on_gone) on_gone();
+                                             // `this` may be gone: only an active watch uses it.
+                                             if (watch->active) OnWatchReadable(watch, ec);
                                          }));
+    }
+
+    void OnWatchReadable(const std::shared_ptr<Watch>& watch, const boost::system::error_code& ec) {
+        if (ec) {
+            watch->active = false;
+            return;
+        }
+        const Readable what = PeekReadable();
+        if (what == Readable::kNothing) {
+            ArmWatch(watch);  // woken without data: wait again
+            return;
+        }
+        watch->active = false;
+        if (what == Readable::kData) return;  // pipelined bytes: nothing to learn
+        client_gone_ = true;
+        auto on_gone = std::move(watch->on_gone);
+        if (on_gone) on_gone();
     }
 
     // Serialises writes. The timer never expires; cancel() wakes every waiter, which re-checks.

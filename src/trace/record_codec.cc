@@ -174,7 +174,7 @@ std::string EncodeRecord(const TraceRecord& r) {
             e.push_back('[');
             base::AppendJsonString(e, r.trace.extra[i].first);
             e.push_back(',');
-            e += base::JsonText(r.trace.extra[i].second);
+            base::AppendJsonValue(e, r.trace.extra[i].second);
             e.push_back(']');
         }
         e.push_back(']');

@@ -9,18 +9,19 @@
 
 namespace beacon::trace {
 
+std::string TooLargeNote(size_t bytes) {
+    return "[content of " + std::to_string(bytes) +
+           " bytes not exported: larger than Langfuse accepts]";
+}
+
 void CapContent(TraceRecord& r) {
-    auto note = [](size_t bytes) {
-        return "[content of " + std::to_string(bytes) +
-               " bytes not exported: larger than Langfuse accepts]";
-    };
     if (r.input_json.size() > kMaxContentBytes) {
         std::string text;
-        base::AppendJsonString(text, note(r.input_json.size()));
+        base::AppendJsonString(text, TooLargeNote(r.input_json.size()));
         r.input_json = std::move(text);
     }
-    if (r.output_text.size() > kMaxContentBytes) r.output_text = note(r.output_text.size());
-    if (r.reasoning.size() > kMaxContentBytes) r.reasoning = note(r.reasoning.size());
+    if (r.output_text.size() > kMaxContentBytes) r.output_text = TooLargeNote(r.output_text.size());
+    if (r.reasoning.size() > kMaxContentBytes) r.reasoning = TooLargeNote(r.reasoning.size());
 }
 
 std::string ModelParametersJson(const boost::json::object& body, bool stream) {

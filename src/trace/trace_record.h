@@ -94,6 +94,9 @@ class RecordSink {
 // record holds a short note with the original size instead, so queues stay small.
 inline constexpr size_t kMaxContentBytes = 1024 * 1024;
 
+// What stands in for content of `bytes` bytes, over what Langfuse accepts.
+std::string TooLargeNote(size_t bytes);
+
 // Applies kMaxContentBytes to the input, output and reasoning of `record`.
 void CapContent(TraceRecord& record);
 

@@ -41,8 +41,7 @@ std::string ValueText(const boost::json::value& v) {
 
 std::string Truncated(size_t bytes) {
     std::string note;
-    AppendJsonString(note, "[content of " + std::to_string(bytes) +
-                               " bytes not exported: larger than Langfuse accepts]");
+    AppendJsonString(note, trace::TooLargeNote(bytes));
     return note;
 }
 
@@ -144,23 +143,19 @@ class Attributes {
     // A key written in our source (a literal): plain ASCII, so it needs no escaping.
     template <size_t N>
     void String(const char (&key)[N], std::string_view value) {
-        if (!first_) out_.push_back(',');
-        first_ = false;
-        out_ += R"({"key":")"sv;
+        OpenKey();
         out_.append(key, N - 1);
-        out_ += R"(","value":)"sv;
+        CloseKey();
         Value(value);
     }
     // A key made of a literal prefix and text from the request (metadata keys): no string is
     // built for it.
     template <size_t N>
     void String(const char (&prefix)[N], std::string_view suffix, std::string_view value) {
-        if (!first_) out_.push_back(',');
-        first_ = false;
-        out_ += R"({"key":")"sv;
+        OpenKey();
         out_.append(prefix, N - 1);
         base::AppendJsonEscaped(out_, suffix);
-        out_ += R"(","value":)"sv;
+        CloseKey();
         Value(value);
     }
     void Strings(std::string_view key, const std::vector<std::string_view>& values) {
@@ -182,12 +177,18 @@ class Attributes {
         out_ += "}}"sv;
     }
     void Key(std::string_view key) {
+        OpenKey();
+        base::AppendJsonEscaped(out_, key);
+        CloseKey();
+    }
+    // An attribute starts with its separator and its key's opening quote; the caller writes
+    // the key's text, escaped, between OpenKey and CloseKey.
+    void OpenKey() {
         if (!first_) out_.push_back(',');
         first_ = false;
-        out_ += R"({"key":)"sv;
-        AppendJsonString(out_, key);
-        out_ += R"(,"value":)"sv;
+        out_ += R"({"key":")"sv;
     }
+    void CloseKey() { out_ += R"(","value":)"sv; }
     std::string& out_;
     bool first_ = true;
 };
@@ -463,17 +464,15 @@ Mapped Map(const trace::TraceRecord& r, bool privacy) {
 std::string EncodeOtlp(const std::vector<trace::RecordPtr>& batch, bool privacy) {
     // Environment and release are resource attributes too, so records are grouped by them.
     std::map<std::pair<std::string, std::string_view>, std::vector<Mapped>> groups;
-    for (const auto& r : batch) {
-        Mapped m = Map(*r, privacy);
-        auto key = std::make_pair(m.environment, m.release);
-        groups[key].push_back(std::move(m));
-    }
     // Room for the whole body up front: growing it at the end of a batch copied the ~400 KB
     // written so far into a buffer twice as large. Per record: the attributes, and the prompt
     // and answer with room for their escapes.
     size_t room = 4096;
     for (const auto& r : batch) {
         room += 4096 + (r->input_json.size() + r->output_text.size() + r->reasoning.size()) * 5 / 4;
+        Mapped m = Map(*r, privacy);
+        auto key = std::make_pair(m.environment, m.release);
+        groups[key].push_back(std::move(m));
     }
     std::string out;
     out.reserve(room);
