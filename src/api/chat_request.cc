@@ -198,7 +198,8 @@ Status ParseTrace(const json::value& v, TraceOptions& out) {
             if (!s) return s.error();
             *k.target = std::move(s.value());
         }
-        if (!matched) out.extra.emplace_back(std::string(kv.key()), kv.value());
+        // Default storage: the record keeps these after the request's arena is gone.
+        if (!matched) out.extra.emplace_back(std::string(kv.key()), json::value(kv.value(), {}));
     }
     return Status::Ok();
 }
@@ -258,9 +259,9 @@ std::optional<std::string> ValidateSessionId(std::string_view value) {
     return std::nullopt;
 }
 
-Result<ChatRequest> ParseChatRequest(std::string_view text) {
+Result<ChatRequest> ParseChatRequest(std::string_view text, json::storage_ptr storage) {
     boost::system::error_code ec;
-    json::value root = json::parse(text, ec);
+    json::value root = json::parse(text, ec, storage);
     if (ec) return Error{"body: malformed JSON (" + ec.message() + ")"};
     if (!root.is_object()) return Error{"body: expected a JSON object"};
     // Nesting is bounded by the parser's max_depth (32), so the recursion is too.
@@ -268,7 +269,8 @@ Result<ChatRequest> ParseChatRequest(std::string_view text) {
         return FieldError(path.substr(1), "number out of range");
     }
 
-    ChatRequest req;
+    // Made in the same storage, so the move below takes the parsed object instead of copying it.
+    ChatRequest req(std::move(storage));
     req.body = std::move(root.as_object());
     const Members b(req.body);
 

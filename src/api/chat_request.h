@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 #include <optional>
 #include <string>
@@ -27,6 +28,10 @@ struct TraceOptions {
 };
 
 struct ChatRequest {
+    ChatRequest() = default;
+    // `body` made in `storage`, so that moving a body parsed there into it takes it whole.
+    explicit ChatRequest(boost::json::storage_ptr storage) : body(std::move(storage)) {}
+
     boost::json::object body;  // the request as received (validated)
     std::string model;         // may be empty: the configured default applies
     std::vector<std::string> models;
@@ -43,7 +48,9 @@ inline constexpr size_t kMaxTraceStringLength = 1024;
 
 // Parses and validates a request body. On failure the error message names the field, e.g.
 // "temperature: expected a number between 0 and 2"; the caller answers 400 with it.
-Result<ChatRequest> ParseChatRequest(std::string_view body);
+// `body` is made in `storage` (a request's arena: base/json_arena.h); the trace's custom values
+// are not, since the trace record outlives the request.
+Result<ChatRequest> ParseChatRequest(std::string_view body, boost::json::storage_ptr storage = {});
 
 // Validates an `x-session-id` header value; empty optional when valid.
 std::optional<std::string> ValidateSessionId(std::string_view value);

@@ -26,6 +26,7 @@
 #include "api/finish_reason.h"
 #include "api/sse.h"
 #include "base/ids.h"
+#include "base/json_arena.h"
 #include "base/json_text.h"
 #include "gateway/gateway.h"
 
@@ -133,7 +134,7 @@ class ChatCall final : public providers::ChunkSink {
 
   private:
     asio::awaitable<void> RunInner() {
-        auto parsed = api::ParseChatRequest(ex_.body());
+        auto parsed = api::ParseChatRequest(ex_.body(), arena_.storage());
         if (!parsed) {
             rejected_ = true;
             co_await Fail(api::ApiError::BadRequest(parsed.error().message));
@@ -257,8 +258,13 @@ class ChatCall final : public providers::ChunkSink {
         choice["native_finish_reason"] = native_finish_reason_;
     }
 
-    // Adds a stream delta to the output kept for the record; true if it carried a token.
-    bool Accumulate(const json::object& delta) {
+    // How a delta's tool calls are numbered: by their stream `index`, or, in a whole answer's
+    // message (where they carry none), each as the next call.
+    enum class ToolIndex { kStream, kNext };
+
+    // Adds a stream delta (or a whole answer's message) to the output kept for the record; true
+    // if it carried a token.
+    bool Accumulate(const json::object& delta, ToolIndex numbering = ToolIndex::kStream) {
         bool token = false;
         if (auto c = delta.if_contains("content"); c && c->is_string() && !c->as_string().empty()) {
             content_.append(c->as_string());
@@ -273,7 +279,10 @@ class ChatCall final : public providers::ChunkSink {
             for (const auto& v : calls->as_array()) {
                 if (!v.is_object()) continue;
                 const auto& call = v.as_object();
-                auto index = static_cast<size_t>(std::max<int64_t>(0, IntField(call, "index")));
+                const size_t index =
+                    numbering == ToolIndex::kNext
+                        ? tool_calls_.size()
+                        : static_cast<size_t>(std::max<int64_t>(0, IntField(call, "index")));
                 if (index > 1024) continue;
                 if (tool_calls_.size() <= index) tool_calls_.resize(index + 1);
                 auto& tc = tool_calls_[index];
@@ -295,46 +304,36 @@ class ChatCall final : public providers::ChunkSink {
         return token;
     }
 
-    // A whole answer's message: tool calls carry no stream index, so each is its own call.
-    void AccumulateMessage(const json::object& message) {
-        json::object copy = message;
-        copy.erase("tool_calls");
-        Accumulate(copy);
-        if (auto calls = message.if_contains("tool_calls"); calls && calls->is_array()) {
-            for (const auto& v : calls->as_array()) {
-                if (!v.is_object()) continue;
-                json::object indexed = v.as_object();
-                indexed["index"] = static_cast<int64_t>(tool_calls_.size());
-                Accumulate(json::object{{"tool_calls", json::array{std::move(indexed)}}});
-            }
-        }
-    }
-
-    json::object UsageJson() const {
+    // The usage we answer with, made in `sp`: our counts and cost, with the upstream's token
+    // details (`upstream`, when it sent usage) kept.
+    json::object UsageJson(const json::object* upstream, const json::storage_ptr& sp) const {
         const auto cost = providers::ComputeCost(*model_, usage_);
-        json::object prompt_details;
-        json::object completion_details;
-        if (auto d = upstream_usage_.if_contains("prompt_tokens_details"); d && d->is_object()) {
-            prompt_details = d->as_object();
-        }
-        if (auto d = upstream_usage_.if_contains("completion_tokens_details");
-            d && d->is_object()) {
-            completion_details = d->as_object();
+        json::object prompt_details(sp);
+        json::object completion_details(sp);
+        if (upstream) {
+            if (auto d = upstream->if_contains("prompt_tokens_details"); d && d->is_object()) {
+                prompt_details = d->as_object();
+            }
+            if (auto d = upstream->if_contains("completion_tokens_details"); d && d->is_object()) {
+                completion_details = d->as_object();
+            }
         }
         prompt_details["cached_tokens"] = usage_.cached_tokens;
         completion_details["reasoning_tokens"] = usage_.reasoning_tokens;
-        return json::object{
-            {"prompt_tokens", usage_.prompt_tokens},
-            {"completion_tokens", usage_.completion_tokens},
-            {"total_tokens", usage_.total_tokens},
-            {"prompt_tokens_details", std::move(prompt_details)},
-            {"completion_tokens_details", std::move(completion_details)},
-            {"cost", cost.total},
-            {"is_byok", false},
-            {"cost_details",
-             json::object{{"upstream_inference_cost", nullptr},
-                          {"upstream_inference_prompt_cost", cost.prompt},
-                          {"upstream_inference_completions_cost", cost.completion}}}};
+        return json::object(
+            {{"prompt_tokens", usage_.prompt_tokens},
+             {"completion_tokens", usage_.completion_tokens},
+             {"total_tokens", usage_.total_tokens},
+             {"prompt_tokens_details", std::move(prompt_details)},
+             {"completion_tokens_details", std::move(completion_details)},
+             {"cost", cost.total},
+             {"is_byok", false},
+             {"cost_details",
+              json::object({{"upstream_inference_cost", nullptr},
+                            {"upstream_inference_prompt_cost", cost.prompt},
+                            {"upstream_inference_completions_cost", cost.completion}},
+                           sp)}},
+            sp);
     }
 
     void NoteAttempt(int status, const std::string& error, Clock::time_point started) {
@@ -353,7 +352,7 @@ class ChatCall final : public providers::ChunkSink {
             model_ = candidates_[i];
             auto& provider = ProviderFor(*model_);
             const auto t0 = Clock::now();
-            providers::Call call{req_, *model_, cancel_};
+            providers::Call call{req_, *model_, cancel_, arena_.storage()};
             auto result = co_await provider.Complete(call);
             if (result) {
                 if (!first_byte_) first_byte_ = Clock::now();
@@ -378,24 +377,25 @@ class ChatCall final : public providers::ChunkSink {
     }
 
     asio::awaitable<void> RespondWhole(json::object completion) {
-        if (auto u = completion.if_contains("usage"); u && u->is_object()) {
-            usage_ = ParseUsage(u->as_object());
-            upstream_usage_ = u->as_object();
-        }
+        // Made now: the upstream's usage is read in place, and the edits below may move it.
+        const json::value* u = completion.if_contains("usage");
+        const json::object* upstream_usage = u && u->is_object() ? &u->as_object() : nullptr;
+        if (upstream_usage) usage_ = ParseUsage(*upstream_usage);
+        json::object usage = UsageJson(upstream_usage, completion.storage());
         if (auto* choices = completion.if_contains("choices"); choices && choices->is_array()) {
             for (auto& c : choices->as_array()) {
                 if (!c.is_object()) continue;
                 auto& choice = c.as_object();
                 NormalizeFinish(choice);
                 if (auto m = choice.if_contains("message"); m && m->is_object()) {
-                    AccumulateMessage(m->as_object());
+                    Accumulate(m->as_object(), ToolIndex::kNext);
                 }
             }
         }
         Stamp(completion, "chat.completion");
         // Strict clients (@openrouter/sdk) require the key, null or not.
         if (!completion.contains("system_fingerprint")) completion["system_fingerprint"] = nullptr;
-        completion["usage"] = UsageJson();
+        completion["usage"] = std::move(usage);
         co_await ex_.Respond(200, kJson, base::JsonText(completion), GenerationHeaders());
     }
 
@@ -456,7 +456,7 @@ class ChatCall final : public providers::ChunkSink {
         json::object last;
         Stamp(last, "chat.completion.chunk");
         last["choices"] = json::array{};
-        last["usage"] = UsageJson();
+        last["usage"] = UsageJson(&upstream_usage_, last.storage());
         if (!co_await ex_.WriteChunk(api::SseData(base::JsonText(last)))) co_return;
         if (!co_await ex_.WriteChunk(std::string(api::kSseDone))) co_return;
         co_await ex_.EndStream();
@@ -679,7 +679,9 @@ class ChatCall final : public providers::ChunkSink {
     asio::steady_timer keepalive_timer_;
     base::Canceller cancel_;
 
-    api::ChatRequest req_;
+    // Holds the request's and the answer's DOMs: declared before them, gone after them.
+    base::JsonArena arena_;
+    api::ChatRequest req_{arena_.storage()};
     std::string gen_id_;
     int64_t created_ = 0;
     std::vector<const providers::ModelEntry*> candidates_;

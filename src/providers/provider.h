@@ -8,6 +8,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/storage_ptr.hpp>
 #include <optional>
 #include <string>
 
@@ -51,6 +52,8 @@ struct Call {
     const api::ChatRequest& request;
     const ModelEntry& model;
     base::Canceller& cancel;  // aborts the attempt's I/O when the client goes away
+    // Where Complete makes the answer's DOM (the call's arena: base/json_arena.h).
+    boost::json::storage_ptr storage = {};
 };
 
 class Provider {

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/json_arena.h"
+
 namespace beacon::api {
 namespace {
 
@@ -374,6 +376,29 @@ TEST(ChatRequestTest, TraceKnownKeysAndExtraInOrder) {
         EXPECT_EQ(t.extra[i].first, keys[i]) << i;
         EXPECT_EQ(json::serialize(t.extra[i].second), values[i]) << i;
     }
+}
+
+TEST(ChatRequestTest, BodyLivesInTheArenaAndTraceValuesOutliveIt) {
+    // Verifies that a body parsed into a request's arena stays there (moved, not copied into the
+    // heap), while the trace's custom values, which the trace record keeps after the request,
+    // are in default storage and still readable once the arena is gone (ASan checks the read).
+    TraceOptions trace;
+    {
+        base::JsonArena arena;
+        auto r = ParseChatRequest(Body(R"(,"trace":{"env":{"tier":"gold","n":[1,2]},"s":"x"})"),
+                                  arena.storage());
+        ASSERT_TRUE(r) << r.error().message;
+        EXPECT_EQ(r->body.storage().get(), arena.storage().get());
+        EXPECT_EQ(r->body.at("messages").storage().get(), arena.storage().get());
+        ASSERT_EQ(r->trace.extra.size(), 2u);
+        for (const auto& [key, value] : r->trace.extra) {
+            EXPECT_EQ(value.storage().get(), json::storage_ptr().get()) << key;
+        }
+        trace = std::move(r->trace);
+    }
+    ASSERT_EQ(trace.extra.size(), 2u);
+    EXPECT_EQ(json::serialize(trace.extra[0].second), R"({"tier":"gold","n":[1,2]})");
+    EXPECT_EQ(json::serialize(trace.extra[1].second), R"("x")");
 }
 
 TEST(ChatRequestTest, TraceEmptyAndAbsent) {

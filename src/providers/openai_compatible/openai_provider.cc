@@ -81,7 +81,7 @@ class OpenAiProvider final : public Provider {
         if (!body) co_return FromClientError(body.error());
         if (!ok_status) co_return HttpError(response, std::move(body.value()));
         boost::system::error_code ec;
-        auto v = json::parse(body.value(), ec);
+        auto v = json::parse(body.value(), ec, call.storage);
         if (ec || !v.is_object() || !v.as_object().contains("choices")) {
             if (!ec && v.is_object() && v.as_object().contains("error")) {
                 // Some servers answer 200 with an error object.
