@@ -8,6 +8,8 @@
 #include <initializer_list>
 #include <tuple>
 
+#include "base/json_text.h"
+
 namespace beacon::api {
 namespace json = boost::json;
 namespace {
@@ -368,6 +370,7 @@ Result<ChatRequest> ParseChatRequest(std::string_view text, json::storage_ptr st
     if (const auto* v = b.find("trace"); Given(v)) {
         if (auto s = ParseTrace(*v, req.trace); !s) return s.error();
     }
+    if (Given(messages)) req.messages_json = base::JsonText(*messages);
     return req;
 }
 

@@ -33,7 +33,10 @@ struct ChatRequest {
     explicit ChatRequest(boost::json::storage_ptr storage) : body(std::move(storage)) {}
 
     boost::json::object body;  // the request as received (validated)
-    std::string model;         // may be empty: the configured default applies
+    // `messages` as JSON text, written once: it is forwarded upstream as it is and kept as the
+    // trace's input. Empty without messages (a legacy `prompt` request).
+    std::string messages_json;
+    std::string model;  // may be empty: the configured default applies
     std::vector<std::string> models;
     bool stream = false;
     std::string user;

@@ -590,12 +590,13 @@ class ChatCall final : public providers::ChunkSink {
         }
     }
 
-    // The request's messages as JSON text, once. A request that failed validation keeps what
-    // can be read of it: its messages if the JSON parsed, else the raw body as a string.
-    std::string InputJson() const {
+    // The request's messages as JSON text (taken: called once, at the end). A request that
+    // failed validation keeps what can be read of it: its messages if the JSON parsed, else the
+    // raw body as a string.
+    std::string TakeInputJson() {
         constexpr size_t kRawLimit = 64 * 1024;
         if (!rejected_) {
-            if (auto m = req_.body.if_contains("messages")) return base::JsonText(*m);
+            if (!req_.messages_json.empty()) return std::move(req_.messages_json);
             if (auto p = req_.body.if_contains("prompt")) return base::JsonText(*p);
             return {};
         }
@@ -628,7 +629,7 @@ class ChatCall final : public providers::ChunkSink {
         }
         rec->model_parameters_json = trace::ModelParametersJson(req_.body, req_.stream);
         rec->streamed = req_.stream;
-        rec->input_json = InputJson();
+        rec->input_json = TakeInputJson();
         rec->output_text = std::move(content_);
         rec->reasoning = std::move(reasoning_);
         trace::CapContent(*rec);

@@ -43,13 +43,12 @@ class GenerationLog {
   public:
     explicit GenerationLog(size_t capacity) : capacity_(capacity) {}
 
-    void Add(GenerationInfo info);
     // The summary of a finished request (its content is not kept).
     void Add(const trace::TraceRecord& record);
     std::optional<GenerationInfo> Find(const std::string& id) const;
 
   private:
-    // A ring of the last `capacity_` requests. Adding (every request) costs a move; finding (a
+    // A ring of the last `capacity_` requests. Adding (every request) assigns a slot; finding (a
     // rare GET /api/v1/generation) scans from the newest, which is where callers look. A hash
     // index cost more per request than every lookup together (docs/benchmarks.md).
     size_t capacity_;

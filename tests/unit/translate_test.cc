@@ -178,5 +178,20 @@ TEST(TranslateTest, RequestIsNotModified) {
     EXPECT_EQ(json::serialize(req.body), before);
 }
 
+TEST(TranslateTest, MessagesAreTheTextWrittenAtParse) {
+    // Verifies that the upstream body carries `messages` as the text the parser wrote once (also
+    // the trace's input), and that a request without that text (built by hand) gets the same
+    // bytes from the DOM.
+    auto req = Parse(
+        R"({"model":"openai/gpt-4o","messages":[{"role":"user","content":"Say \"hi\"\n"}],"temperature":0.5})");
+    EXPECT_EQ(req.messages_json, R"([{"role":"user","content":"Say \"hi\"\n"}])");
+    const std::string from_text = BuildUpstreamBody(req, "gpt-4o", false);
+    EXPECT_NE(from_text.find(R"("messages":[{"role":"user","content":"Say \"hi\"\n"}])"),
+              std::string::npos)
+        << from_text;
+    req.messages_json.clear();
+    EXPECT_EQ(BuildUpstreamBody(req, "gpt-4o", false), from_text);
+}
+
 }  // namespace
 }  // namespace beacon::providers::openai_compatible

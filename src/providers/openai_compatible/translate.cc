@@ -33,7 +33,11 @@ std::string BuildUpstreamBody(const api::ChatRequest& request, std::string_view 
         out.push_back(',');
         base::AppendJsonString(out, key);
         out.push_back(':');
-        base::AppendJsonValue(out, member.value());
+        if (key == "messages" && !request.messages_json.empty()) {
+            out += request.messages_json;  // the same text, written once at parse
+        } else {
+            base::AppendJsonValue(out, member.value());
+        }
     }
     if (legacy) {
         // Legacy `prompt` requests become one user message.
