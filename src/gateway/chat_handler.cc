@@ -98,6 +98,37 @@ providers::Usage ParseUsage(const json::object& u) {
     return usage;
 }
 
+// Appends `obj` (or {} when null) as JSON with the value of `key` replaced by `value` (JSON
+// text): in its place, or added last. What `obj[key] = value` and then serialising wrote.
+void AppendObjectWith(std::string& out, const json::object* obj, std::string_view key,
+                      std::string_view value) {
+    out.push_back('{');
+    bool first = true;
+    bool written = false;
+    auto member = [&](std::string_view k) {
+        if (!first) out.push_back(',');
+        first = false;
+        base::AppendJsonString(out, k);
+        out.push_back(':');
+    };
+    if (obj) {
+        for (const auto& kv : *obj) {
+            member(kv.key());
+            if (kv.key() == key) {
+                out += value;
+                written = true;
+            } else {
+                base::AppendJsonValue(out, kv.value());
+            }
+        }
+    }
+    if (!written) {
+        member(key);
+        out += value;
+    }
+    out.push_back('}');
+}
+
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 struct ToolCall {
@@ -304,36 +335,36 @@ class ChatCall final : public providers::ChunkSink {
         return token;
     }
 
-    // The usage we answer with, made in `sp`: our counts and cost, with the upstream's token
-    // details (`upstream`, when it sent usage) kept.
-    json::object UsageJson(const json::object* upstream, const json::storage_ptr& sp) const {
+    // Appends the usage we answer with: our counts and cost, with the upstream's token details
+    // (`upstream`, when it sent usage) kept and our cached and reasoning counts written over
+    // theirs. Written as text: the objects it was built as first were ~4% of the request thread.
+    void AppendUsage(std::string& out, const json::object* upstream) const {
         const auto cost = providers::ComputeCost(*model_, usage_);
-        json::object prompt_details(sp);
-        json::object completion_details(sp);
-        if (upstream) {
-            if (auto d = upstream->if_contains("prompt_tokens_details"); d && d->is_object()) {
-                prompt_details = d->as_object();
-            }
-            if (auto d = upstream->if_contains("completion_tokens_details"); d && d->is_object()) {
-                completion_details = d->as_object();
-            }
-        }
-        prompt_details["cached_tokens"] = usage_.cached_tokens;
-        completion_details["reasoning_tokens"] = usage_.reasoning_tokens;
-        return json::object(
-            {{"prompt_tokens", usage_.prompt_tokens},
-             {"completion_tokens", usage_.completion_tokens},
-             {"total_tokens", usage_.total_tokens},
-             {"prompt_tokens_details", std::move(prompt_details)},
-             {"completion_tokens_details", std::move(completion_details)},
-             {"cost", cost.total},
-             {"is_byok", false},
-             {"cost_details",
-              json::object({{"upstream_inference_cost", nullptr},
-                            {"upstream_inference_prompt_cost", cost.prompt},
-                            {"upstream_inference_completions_cost", cost.completion}},
-                           sp)}},
-            sp);
+        out.reserve(out.size() + 512);  // ~330 bytes with OpenAI's details
+        auto details = [&](std::string_view name, std::string_view key, int64_t n) {
+            const json::value* d = upstream ? upstream->if_contains(name) : nullptr;
+            std::string count;
+            base::AppendJsonInt(count, n);
+            AppendObjectWith(out, d && d->is_object() ? &d->as_object() : nullptr, key, count);
+        };
+        out += R"({"prompt_tokens":)";
+        base::AppendJsonInt(out, usage_.prompt_tokens);
+        out += R"(,"completion_tokens":)";
+        base::AppendJsonInt(out, usage_.completion_tokens);
+        out += R"(,"total_tokens":)";
+        base::AppendJsonInt(out, usage_.total_tokens);
+        out += R"(,"prompt_tokens_details":)";
+        details("prompt_tokens_details", "cached_tokens", usage_.cached_tokens);
+        out += R"(,"completion_tokens_details":)";
+        details("completion_tokens_details", "reasoning_tokens", usage_.reasoning_tokens);
+        out += R"(,"cost":)";
+        base::AppendJsonNumber(out, cost.total);
+        out += R"(,"is_byok":false,"cost_details":{"upstream_inference_cost":null,)";
+        out += R"("upstream_inference_prompt_cost":)";
+        base::AppendJsonNumber(out, cost.prompt);
+        out += R"(,"upstream_inference_completions_cost":)";
+        base::AppendJsonNumber(out, cost.completion);
+        out += "}}";
     }
 
     void NoteAttempt(int status, const std::string& error, Clock::time_point started) {
@@ -381,7 +412,8 @@ class ChatCall final : public providers::ChunkSink {
         const json::value* u = completion.if_contains("usage");
         const json::object* upstream_usage = u && u->is_object() ? &u->as_object() : nullptr;
         if (upstream_usage) usage_ = ParseUsage(*upstream_usage);
-        json::object usage = UsageJson(upstream_usage, completion.storage());
+        std::string usage;
+        AppendUsage(usage, upstream_usage);
         if (auto* choices = completion.if_contains("choices"); choices && choices->is_array()) {
             for (auto& c : choices->as_array()) {
                 if (!c.is_object()) continue;
@@ -395,8 +427,10 @@ class ChatCall final : public providers::ChunkSink {
         Stamp(completion, "chat.completion");
         // Strict clients (@openrouter/sdk) require the key, null or not.
         if (!completion.contains("system_fingerprint")) completion["system_fingerprint"] = nullptr;
-        completion["usage"] = std::move(usage);
-        co_await ex_.Respond(200, kJson, base::JsonText(completion), GenerationHeaders());
+        std::string text;
+        text.reserve(1024 + usage.size());
+        AppendObjectWith(text, &completion, "usage", usage);
+        co_await ex_.Respond(200, kJson, std::move(text), GenerationHeaders());
     }
 
     // --- streaming -----------------------------------------------------------------------
@@ -456,8 +490,11 @@ class ChatCall final : public providers::ChunkSink {
         json::object last;
         Stamp(last, "chat.completion.chunk");
         last["choices"] = json::array{};
-        last["usage"] = UsageJson(&upstream_usage_, last.storage());
-        if (!co_await ex_.WriteChunk(api::SseData(base::JsonText(last)))) co_return;
+        std::string usage;
+        AppendUsage(usage, &upstream_usage_);
+        std::string text;
+        AppendObjectWith(text, &last, "usage", usage);
+        if (!co_await ex_.WriteChunk(api::SseData(text))) co_return;
         if (!co_await ex_.WriteChunk(std::string(api::kSseDone))) co_return;
         co_await ex_.EndStream();
     }

@@ -285,6 +285,36 @@ describe('gateway core', { timeout: 60_000 }, () => {
             assert.equal(res.body.usage.completion_tokens_details.reasoning_tokens, 8);
         });
 
+        test('the provider\'s other token details are kept beside our counts, in their order', async () => {
+            const usage = {
+                prompt_tokens: 30,
+                completion_tokens: 20,
+                total_tokens: 50,
+                prompt_tokens_details: { audio_tokens: 3, cached_tokens: 16 },
+                completion_tokens_details: { accepted_prediction_tokens: 1, reasoning_tokens: 8, rejected_prediction_tokens: 2 },
+            };
+            stack.fake.enqueue({ json: chatCompletion({ usage }) });
+            const res = await chat(stack, BASE);
+            assert.equal(res.status, 200, res.text);
+            assert.match(res.text, /"prompt_tokens_details":\{"audio_tokens":3,"cached_tokens":16\}/);
+            assert.match(res.text, /"completion_tokens_details":\{"accepted_prediction_tokens":1,"reasoning_tokens":8,"rejected_prediction_tokens":2\}/);
+            assert.equal(typeof res.body.usage.cost, 'number');
+            assert.equal(res.body.usage.is_byok, false);
+            assert.equal(res.body.usage.cost_details.upstream_inference_cost, null);
+        });
+
+        test('an answer without usage gets ours, with zero details, as its last member', async () => {
+            const answer = chatCompletion({});
+            delete answer.usage;
+            stack.fake.enqueue({ json: answer });
+            const res = await chat(stack, BASE);
+            assert.equal(res.status, 200, res.text);
+            assert.deepEqual(Object.keys(res.body).at(-1), 'usage');
+            assert.deepEqual(res.body.usage.prompt_tokens_details, { cached_tokens: 0 });
+            assert.deepEqual(res.body.usage.completion_tokens_details, { reasoning_tokens: 0 });
+            assert.equal(res.body.usage.total_tokens, 0);
+        });
+
         test('the x-session-id header is accepted, alone or beside a body session_id', async () => {
             const headerOnly = await chat(stack, BASE, { headers: { 'x-session-id': 'header-session' } });
             assert.equal(headerOnly.status, 200, headerOnly.text);
