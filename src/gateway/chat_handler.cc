@@ -627,13 +627,14 @@ class ChatCall final : public providers::ChunkSink {
         }
     }
 
-    // The request's messages as JSON text (taken: called once, at the end). A request that
+    // The request's messages as JSON text (taken: called once, at the end), written at parse.
+    // A request refused after it parsed (unknown model, bad x-session-id) has them too. One that
     // failed validation keeps what can be read of it: its messages if the JSON parsed, else the
     // raw body as a string.
     std::string TakeInputJson() {
         constexpr size_t kRawLimit = 64 * 1024;
+        if (!req_.messages_json.empty()) return std::move(req_.messages_json);
         if (!rejected_) {
-            if (!req_.messages_json.empty()) return std::move(req_.messages_json);
             if (auto p = req_.body.if_contains("prompt")) return base::JsonText(*p);
             return {};
         }
