@@ -17,10 +17,12 @@
 #include <cerrno>
 #include <limits>
 #include <mutex>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
 #include "http/head.h"
+#include "http/io.h"
 
 namespace beacon::http {
 namespace asio = boost::asio;
@@ -220,14 +222,21 @@ asio::awaitable<Result<std::unique_ptr<Conn>, ClientError>> Connect(const Origin
 
 using Parser = bhttp::response_parser<bhttp::buffer_body>;
 
-// `head` and `body` go out in one gather write (see head.h).
+// `head` and `body` go out in one gather write (see head.h); on a plain connection, at once when
+// the socket takes them (see io.h).
 template <class Stream>
 asio::awaitable<boost::system::error_code> WriteAndReadHead(Stream& stream, const std::string& head,
                                                             const std::string& body,
                                                             beast::flat_buffer& buffer,
                                                             Parser& parser) {
     const std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(body)};
-    auto [wec, wn] = co_await asio::async_write(stream, out, kTuple);
+    boost::system::error_code wec;
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        wec = co_await io::WriteAll(stream, out);
+    } else {
+        auto [ec, n] = co_await asio::async_write(stream, out, kTuple);
+        wec = ec;
+    }
     if (wec) co_return wec;
     auto [rec, rn] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
     co_return rec;
@@ -276,14 +285,21 @@ class ResponseImpl final : public ClientResponse {
             auto& body = parser_->get().body();
             body.data = buf_;
             body.size = sizeof(buf_);
-            conn_->lowest().expires_at(deadline_);
-            boost::system::error_code ec;
-            if (conn_->tls) {
-                ec = co_await ReadSome(*conn_->tls, conn_->buffer, *parser_);
-            } else {
-                ec = co_await ReadSome(*conn_->plain, conn_->buffer, *parser_);
+            // What came with the head (a stream's first events, often a whole answer) or with
+            // the last read is parsed without a turn of the event loop (see io.h); the socket
+            // is read only when that made no progress.
+            const size_t buffered = conn_->buffer.size();
+            boost::system::error_code ec = io::ParseBuffered(*parser_, conn_->buffer);
+            const bool progress = conn_->buffer.size() < buffered || parser_->is_done();
+            if (!ec && !progress) {
+                conn_->lowest().expires_at(deadline_);
+                if (conn_->tls) {
+                    ec = co_await ReadSome(*conn_->tls, conn_->buffer, *parser_);
+                } else {
+                    ec = co_await ReadSome(*conn_->plain, conn_->buffer, *parser_);
+                }
+                if (ec == bhttp::error::need_buffer) ec = {};
             }
-            if (ec == bhttp::error::need_buffer) ec = {};
             if (ec) {
                 cancel_.Clear();  // the action points into the connection
                 conn_.reset();
@@ -296,17 +312,16 @@ class ResponseImpl final : public ClientResponse {
     }
 
   private:
-    // Feeds the parser what is already buffered, without reading from the socket.
+    // Feeds the parser what is already buffered, without reading from the socket, and drops
+    // the body it yields.
     void ParseBuffered() {
         for (int i = 0; i < 8 && !parser_->is_done() && conn_->buffer.size() > 0; ++i) {
             auto& body = parser_->get().body();
             body.data = buf_;
             body.size = sizeof(buf_);
-            boost::system::error_code ec;
-            const size_t used = parser_->put(conn_->buffer.data(), ec);
-            conn_->buffer.consume(used);
-            if (ec && ec != bhttp::error::need_buffer) return;
-            if (used == 0 && sizeof(buf_) == parser_->get().body().size) return;  // no progress
+            const size_t buffered = conn_->buffer.size();
+            if (io::ParseBuffered(*parser_, conn_->buffer)) return;
+            if (conn_->buffer.size() == buffered) return;  // no progress
         }
     }
 

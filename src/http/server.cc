@@ -23,6 +23,7 @@
 
 #include "base/log.h"
 #include "http/head.h"
+#include "http/io.h"
 
 namespace beacon::http {
 namespace asio = boost::asio;
@@ -122,10 +123,11 @@ class ExchangeImpl final : public Exchange {
                                   .extra = &extra,
                                   .content_length = length});
         if (!has_body) body.clear();
-        co_await AcquireWrite();
+        if (writing_) co_await WaitForWriteTurn();
+        writing_ = true;
         stream_.expires_after(write_timeout_);
         const std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(body)};
-        auto [ec, n] = co_await asio::async_write(stream_, out, kTuple);
+        const auto ec = co_await io::WriteAll(stream_, out);
         ReleaseWrite();
         if (ec) client_gone_ = true;
     }
@@ -151,16 +153,16 @@ class ExchangeImpl final : public Exchange {
     asio::awaitable<bool> WriteChunk(std::string data) override {
         // Nothing may follow the last chunk: a late write would corrupt the next response.
         if (!streaming_ || stream_ended_ || client_gone_ || data.empty()) co_return !client_gone_;
-        co_await AcquireWrite();
+        if (writing_) co_await WaitForWriteTurn();
+        writing_ = true;
         if (client_gone_ || stream_ended_) {
             ReleaseWrite();
             co_return !client_gone_;
         }
         stream_.expires_after(write_timeout_);
         const std::string head = std::exchange(pending_head_, {});
-        auto [ec, n] = co_await asio::async_write(
-            stream_, beast::buffers_cat(asio::buffer(head), bhttp::make_chunk(asio::buffer(data))),
-            kTuple);
+        const auto ec = co_await io::WriteAll(
+            stream_, beast::buffers_cat(asio::buffer(head), bhttp::make_chunk(asio::buffer(data))));
         ReleaseWrite();
         if (ec) client_gone_ = true;
         co_return !client_gone_;
@@ -169,11 +171,12 @@ class ExchangeImpl final : public Exchange {
     asio::awaitable<void> EndStream() override {
         if (!streaming_ || stream_ended_ || client_gone_) co_return;
         stream_ended_ = true;
-        co_await AcquireWrite();
+        if (writing_) co_await WaitForWriteTurn();
+        writing_ = true;
         stream_.expires_after(write_timeout_);
         const std::string head = std::exchange(pending_head_, {});
-        auto [ec, n] = co_await asio::async_write(
-            stream_, beast::buffers_cat(asio::buffer(head), bhttp::make_chunk_last()), kTuple);
+        const auto ec = co_await io::WriteAll(
+            stream_, beast::buffers_cat(asio::buffer(head), bhttp::make_chunk_last()));
         ReleaseWrite();
         if (ec) client_gone_ = true;
     }
@@ -266,10 +269,11 @@ class ExchangeImpl final : public Exchange {
         if (on_gone) on_gone();
     }
 
-    // Serialises writes. The timer never expires; cancel() wakes every waiter, which re-checks.
-    asio::awaitable<void> AcquireWrite() {
+    // Serialises writes: a writer that finds `writing_` set waits here, then sets it. The timer
+    // never expires; cancel() wakes every waiter, which re-checks. (Not a coroutine of its own
+    // in the common case: most writes find the turn free.)
+    asio::awaitable<void> WaitForWriteTurn() {
         while (writing_) co_await write_turn_.async_wait(kTuple);
-        writing_ = true;
     }
     void ReleaseWrite() {
         writing_ = false;
@@ -390,21 +394,23 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
             auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), kTuple);
             if (wec) break;
         }
-        if (!parser.is_done()) {
-            auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
-            if (bec == bhttp::error::body_limit) {
-                co_await RejectAndClose(stream, buffer, 413, "request body is too large");
-                break;
+        auto bec = io::ParseBuffered(parser, buffer);
+        if (!bec && !parser.is_done()) {
+            auto [rec, bn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+            bec = rec;
+        }
+        if (bec == bhttp::error::body_limit) {
+            co_await RejectAndClose(stream, buffer, 413, "request body is too large");
+            break;
+        }
+        if (bec) {
+            // A shutdown that cancels an upload is not the client's fault: close quietly
+            // (the client retries elsewhere) instead of calling its request malformed.
+            if (bec != beast::error::timeout && bec != bhttp::error::end_of_stream &&
+                bec != asio::error::connection_reset && bec != asio::error::operation_aborted) {
+                co_await RejectAndClose(stream, buffer, 400, "malformed HTTP request body");
             }
-            if (bec) {
-                // A shutdown that cancels an upload is not the client's fault: close quietly
-                // (the client retries elsewhere) instead of calling its request malformed.
-                if (bec != beast::error::timeout && bec != bhttp::error::end_of_stream &&
-                    bec != asio::error::connection_reset && bec != asio::error::operation_aborted) {
-                    co_await RejectAndClose(stream, buffer, 400, "malformed HTTP request body");
-                }
-                break;
-            }
+            break;
         }
         stream.expires_never();
         state.busy = true;

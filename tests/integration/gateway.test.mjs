@@ -9,6 +9,7 @@ import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import path from 'node:path';
 
 import { startFakeUpstream, chatCompletion, DEFAULT_CONTENT, DEFAULT_STREAM_CHUNKS } from '../fakes/fake_upstream.mjs';
@@ -657,6 +658,123 @@ describe('gateway core', { timeout: 60_000 }, () => {
                 await res.body?.cancel();
             }
         });
+    });
+});
+
+// Raw HTTP/1.1 over one socket, for what fetch cannot control: how the request's bytes are cut
+// into writes and how fast the answer is read. Resolves with the whole response text once
+// `complete(text)` says it is all there.
+function rawExchange(port, pieces, { complete, pauseMs = 0 } = {}) {
+    return new Promise((resolve, reject) => {
+        const socket = net.createConnection({ host: '127.0.0.1', port });
+        const parts = [];
+        let text = '';
+        socket.on('error', reject);
+        socket.on('data', (d) => {
+            parts.push(d);
+            text = Buffer.concat(parts).toString('utf8');
+            if (complete(text)) {
+                socket.destroy();
+                resolve(text);
+            }
+        });
+        socket.on('end', () => reject(new Error(`connection ended early after ${text.length} bytes`)));
+        socket.on('connect', async () => {
+            // A reader that pauses fills the socket buffers: Beacon's write cannot finish at once.
+            if (pauseMs > 0) {
+                socket.pause();
+                setTimeout(() => socket.resume(), pauseMs);
+            }
+            for (const piece of pieces) {
+                if (typeof piece === 'number') await new Promise((r) => setTimeout(r, piece));
+                else socket.write(piece);
+            }
+        });
+    });
+}
+
+/** A content-length response's body, once its head and all its bytes are in `text`. */
+function lengthBody(text) {
+    const end = text.indexOf('\r\n\r\n');
+    if (end < 0) return null;
+    const m = /\r\ncontent-length: (\d+)\r\n/i.exec(text.slice(0, end + 2));
+    if (!m) return null;
+    const body = Buffer.from(text.slice(end + 4), 'utf8');
+    return body.length >= Number(m[1]) ? body.subarray(0, Number(m[1])).toString('utf8') : null;
+}
+
+describe('HTTP framing', { timeout: 60_000 }, () => {
+    let stack;
+    let port;
+    before(async () => {
+        stack = await startStack();
+        port = Number(new URL(stack.beacon.baseUrl).port);
+    });
+    after(async () => {
+        await stopStack(stack);
+    });
+    beforeEach(() => stack.fake.reset());
+
+    const head = (stack, extra) =>
+        `POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${stack.key}\r\n` +
+        `Content-Type: application/json\r\n${extra}\r\n`;
+
+    test('a body that arrives after its head, in pieces, is read whole', async () => {
+        const long = 'pieces ' + 'x'.repeat(300);
+        const body = JSON.stringify({ ...BASE, messages: [...MESSAGES, { role: 'user', content: long }] });
+        const cut = [0, 7, 100, body.length];
+        const pieces = [head(stack, `Content-Length: ${Buffer.byteLength(body)}\r\n`)];
+        for (let i = 1; i < cut.length; i++) pieces.push(20, body.slice(cut[i - 1], cut[i]));
+        const text = await rawExchange(port, pieces, { complete: lengthBody });
+        assert.match(text, /^HTTP\/1\.1 200 /);
+        assert.equal(JSON.parse(lengthBody(text)).choices[0].message.content, DEFAULT_CONTENT);
+        assert.equal(stack.fake.requests.length, 1);
+        assert.equal(stack.fake.requests[0].body.messages.at(-1).content, long);
+    });
+
+    test('a chunked body, several chunks in one write and the end in another, is read whole', async () => {
+        const body = JSON.stringify(BASE);
+        const a = body.slice(0, 10), b = body.slice(10, 31), c = body.slice(31);
+        const chunk = (s) => `${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`;
+        const text = await rawExchange(port, [
+            head(stack, 'Transfer-Encoding: chunked\r\n') + chunk(a) + chunk(b),
+            20,
+            chunk(c) + '0\r\n\r\n',
+        ], { complete: lengthBody });
+        assert.match(text, /^HTTP\/1\.1 200 /);
+        assert.equal(JSON.parse(lengthBody(text)).choices[0].message.content, DEFAULT_CONTENT);
+    });
+
+    test('a request and its body in one write, followed by a malformed chunk, is refused with 400', async () => {
+        const text = await rawExchange(port, [head(stack, 'Transfer-Encoding: chunked\r\n') + 'zz\r\n{}\r\n'], {
+            complete: (t) => lengthBody(t) !== null,
+        });
+        assert.match(text, /^HTTP\/1\.1 400 /);
+        assert.equal(JSON.parse(lengthBody(text)).error.code, 400);
+        assert.equal(stack.fake.requests.length, 0);
+    });
+
+    test('an answer larger than the socket buffers reaches a slow reader intact', async () => {
+        // 6 MiB of content: more than loopback's send and receive buffers hold, so the write
+        // that answers cannot finish at once while the reader pauses.
+        const content = 'abcdefghij'.repeat(629_146);
+        stack.fake.enqueue({ json: chatCompletion({ content }) });
+        const body = JSON.stringify(BASE);
+        const text = await rawExchange(port, [head(stack, `Content-Length: ${body.length}\r\n`) + body], {
+            complete: lengthBody, pauseMs: 300,
+        });
+        const answer = JSON.parse(lengthBody(text));
+        assert.equal(answer.choices[0].message.content.length, content.length);
+        assert.equal(answer.choices[0].message.content, content);
+    });
+
+    test('streamed events cut across reads of the upstream and joined in one read are all relayed in order', async () => {
+        const chunks = Array.from({ length: 40 }, (_, i) => ({ content: `t${i} ` }));
+        stack.fake.enqueue({ stream: { chunks: [...chunks, { content: 'end', finish_reason: 'stop' }], chunkDelayMs: 0 } });
+        const res = await openStream(stack, BASE);
+        assert.equal(res.status, 200);
+        const { chunks: got } = dataOf(await collectSse(res.body));
+        assert.equal(contentDeltas(got).join(''), chunks.map((c) => c.content).join('') + 'end');
     });
 });
 
