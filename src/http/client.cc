@@ -233,6 +233,7 @@ asio::awaitable<boost::system::error_code> WriteAndReadHead(Stream& stream, cons
     boost::system::error_code wec;
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
         wec = co_await io::WriteAll(stream, out);
+        if (!wec) co_await io::LetOthersRun();
     } else {
         auto [ec, n] = co_await asio::async_write(stream, out, kTuple);
         wec = ec;

@@ -364,7 +364,9 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
         ~Unregister() { list.erase(self); }
     } unregister{worker->sessions, std::prev(worker->sessions.end())};
 
-    for (;;) {
+    for (bool answered = false;; answered = true) {
+        // The next request follows our answer: see io.h.
+        if (answered && buffer.size() == 0) co_await io::LetOthersRun();
         if (worker->stopping) break;
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(options->max_header_bytes);
