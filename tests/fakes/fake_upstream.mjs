@@ -378,6 +378,10 @@ export async function startFakeUpstream({ port = 0 } = {}) {
         get pending() {
             return queue.length;
         },
+        /** Closes the keep-alive connections that carry no request, as a server's idle timeout does. */
+        closeIdleConnections() {
+            server.closeIdleConnections();
+        },
         /** Resolves with the requests once at least `n` have arrived. */
         waitForRequests(n, { timeoutMs } = {}) {
             return waitFor(() => requests.length >= n, () => requests.slice(), `${n} request(s)`, timeoutMs);

@@ -9,6 +9,7 @@ import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -766,6 +767,39 @@ describe('HTTP framing', { timeout: 60_000 }, () => {
         const answer = JSON.parse(lengthBody(text));
         assert.equal(answer.choices[0].message.content.length, content.length);
         assert.equal(answer.choices[0].message.content, content);
+    });
+
+    test('a provider connection the provider closed while idle is not used again', async () => {
+        // One keep-alive client connection: both requests land on the same Beacon thread, whose
+        // pool holds the provider connection of the first.
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        const post = () => new Promise((resolve, reject) => {
+            const body = JSON.stringify(BASE);
+            const req = http.request({
+                host: '127.0.0.1', port, path: '/api/v1/chat/completions', method: 'POST', agent,
+                headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Bearer ${stack.key}` },
+            }, (res) => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (d) => { text += d; });
+                res.on('end', () => resolve({ status: res.statusCode, text }));
+            });
+            req.on('error', reject);
+            req.end(body);
+        });
+        try {
+            assert.equal((await post()).status, 200);
+            stack.fake.closeIdleConnections();
+            // Beacon reuses a connection idle for under a second without checking it (client.cc,
+            // kFreshIdle); this one has been idle longer, so it must be checked and dropped.
+            await new Promise((r) => setTimeout(r, 1200));
+            const second = await post();
+            assert.equal(second.status, 200, second.text);
+            const [a, b] = await stack.fake.waitForRequests(2);
+            assert.notEqual(a.remotePort, b.remotePort, 'the second request needed a new provider connection');
+        } finally {
+            agent.destroy();
+        }
     });
 
     test('streamed events cut across reads of the upstream and joined in one read are all relayed in order', async () => {
