@@ -2,9 +2,12 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -72,6 +75,20 @@ broadcast::SpoolOptions SpoolOptionsFor(const config::Config& c) {
     return o;
 }
 
+// A gateway holds two descriptors per request in flight (the client's and the provider's) plus
+// its pooled provider connections; the usual soft limit of 1024 descriptors would cap it near
+// 500 concurrent requests. Raised to the hard limit, as nginx (worker_rlimit_nofile) and Go's
+// runtime do.
+void RaiseDescriptorLimit() {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+    const rlim_t wanted = limit.rlim_max;
+    limit.rlim_cur = wanted;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        spdlog::warn("cannot raise the open-file limit to {}: {}", wanted, std::strerror(errno));
+    }
+}
+
 int Serve(const CommonOptions& o) {
     // Signals are taken synchronously by the main thread (sigwait below). The mask is set before
     // any thread starts (Broadcast, I/O, Asio's resolver threads), since threads inherit it: a
@@ -86,6 +103,7 @@ int Serve(const CommonOptions& o) {
     if (!c) return Fail(c.error().message);
     base::InitLogging(c->log.level,
                       c->log.format == "text" ? base::LogFormat::kText : base::LogFormat::kJson);
+    RaiseDescriptorLimit();
     auto store = OpenStore(*c);
     if (!store) return Fail(store.error().message);
 

@@ -41,7 +41,10 @@ constexpr auto kPoolIdleLimit = std::chrono::seconds(30);
 // it cannot rule out anyway (the server may close right after it). Under load every connection
 // is this fresh, and the check was a fifth of the request thread's system calls.
 constexpr auto kFreshIdle = std::chrono::milliseconds(1000);
-constexpr size_t kPoolMaxPerOrigin = 64;
+// Idle connections kept per origin and thread: as many as a thread has requests in flight under
+// heavy load, so that a burst does not close connections the next burst opens again (at 64,
+// 256 concurrent requests opened a provider connection every seventh request).
+constexpr size_t kPoolMaxPerOrigin = 256;
 
 ssl::context& TlsContext() {
     static ssl::context* ctx = [] {
@@ -168,8 +171,14 @@ void Pool::Put(std::unique_ptr<Conn> conn) {
     std::lock_guard lock(mu_);
     if (shut_down_) return;
     auto& idle = idle_[conn->key];
+    const auto now = std::chrono::steady_clock::now();
+    // Take() reuses the newest, so connections left over from a burst sink to the front: close
+    // the expired ones there rather than hold their descriptors until a burst reaches them.
+    size_t expired = 0;
+    while (expired < idle.size() && now - idle[expired]->idle_since >= kPoolIdleLimit) ++expired;
+    idle.erase(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(expired));
     if (idle.size() >= kPoolMaxPerOrigin) return;
-    conn->idle_since = std::chrono::steady_clock::now();
+    conn->idle_since = now;
     idle.push_back(std::move(conn));
 }
 

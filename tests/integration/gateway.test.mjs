@@ -7,7 +7,7 @@
 
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
@@ -810,6 +810,58 @@ describe('HTTP framing', { timeout: 60_000 }, () => {
         const { chunks: got } = dataOf(await collectSse(res.body));
         assert.equal(contentDeltas(got).join(''), chunks.map((c) => c.content).join('') + 'end');
     });
+});
+
+test('serve raises its open-file limit to the hard limit', { timeout: 30_000 }, async () => {
+    const dir = await makeTempDir();
+    let beacon;
+    try {
+        const dataDir = path.join(dir, 'data');
+        await mkdir(dataDir);
+        const config = await writeConfig(dir, gatewayConfig('http://127.0.0.1:9/v1'));
+        const limits = () => readFile(`/proc/${beacon.proc.pid}/limits`, 'utf8').then((t) => {
+            const m = /^Max open files\s+(\d+)\s+(\d+)/m.exec(t);
+            return { soft: Number(m[1]), hard: Number(m[2]) };
+        });
+        // Started with a soft limit of 256, below the hard limit.
+        beacon = await startBeacon({ config, dataDir, launcher: ['prlimit', '--nofile=256:', '--'] });
+        const { soft, hard } = await limits();
+        assert.ok(hard > 256, `the hard limit (${hard}) must be above 256 for this test`);
+        assert.equal(soft, hard);
+    } finally {
+        if (beacon) await beacon.stop();
+        await removeDir(dir);
+    }
+});
+
+test('after a burst of 160 concurrent requests, the next burst reuses the same provider connections', { timeout: 60_000 }, async () => {
+    // One I/O thread, so both bursts share one pool. Each answer waits, so a whole burst is in
+    // flight at once. Pooling too few idle connections (64) closed the extra ones after a burst
+    // and opened them again in the next.
+    const n = 160;
+    const fake = await startFakeUpstream();
+    const dir = await makeTempDir();
+    let beacon;
+    try {
+        const dataDir = path.join(dir, 'data');
+        await mkdir(dataDir);
+        const config = await writeConfig(dir, gatewayConfig(fake.url, { extraServer: 'threads = 1' }));
+        const key = await createKey(dataDir, { name: KEY_NAME });
+        beacon = await startBeacon({ config, dataDir, env: { FAKE_UPSTREAM_KEY: 'sk-fake' } });
+        fake.setDefault({ delayMs: 100 });
+        const url = `${beacon.baseUrl}/api/v1/chat/completions`;
+        const burst = () => Promise.all(Array.from({ length: n }, () => postJson(url, BASE, { key })));
+        for (const res of await burst()) assert.equal(res.status, 200, res.text);
+        for (const res of await burst()) assert.equal(res.status, 200, res.text);
+        const ports = (await fake.waitForRequests(2 * n)).map((r) => r.remotePort);
+        const first = new Set(ports.slice(0, n));
+        const fresh = ports.slice(n).filter((p) => !first.has(p));
+        assert.ok(fresh.length <= 2, `the second burst opened ${fresh.length} new provider connections`);
+    } finally {
+        if (beacon) await beacon.stop();
+        await fake.close();
+        await removeDir(dir);
+    }
 });
 
 describe('client disconnect', { timeout: 30_000 }, () => {

@@ -91,10 +91,12 @@ function appendCapped(current, text) {
  *   exited  promise of the exit code (null when a signal killed it), settled once the process ends
  *   stop()  sends SIGTERM unless a signal was already sent, waits for exit, returns the code
  */
-export async function startBeacon({ config, dataDir, env = {} }) {
+export async function startBeacon({ config, dataDir, env = {}, launcher = [] }) {
     await assertBinaryExists();
     const args = ['serve', '--config', config, '--listen', '127.0.0.1:0', '--data-dir', dataDir];
-    const proc = spawn(BEACON_BIN, args, {
+    // `launcher`: a command that execs the binary, e.g. to start it under other limits.
+    const argv = [...launcher, BEACON_BIN, ...args];
+    const proc = spawn(argv[0], argv.slice(1), {
         env: { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
     });
