@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -18,6 +19,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
+#include <chrono>
 #include <list>
 #include <optional>
 
@@ -73,7 +75,19 @@ namespace {
 struct SessionState {
     beast::tcp_stream* stream = nullptr;
     bool busy = false;
+    // While a request is being read (or awaited on a kept-alive connection): when the worker's
+    // sweep closes the connection if the request is not all there (see SweepIdle).
+    std::chrono::steady_clock::time_point read_deadline =
+        std::chrono::steady_clock::time_point::max();
 };
+
+// How often a worker looks for connections past their read deadline. Beast's own per-operation
+// timeout armed a timer for every request read and cancelled it when the request came: a
+// `timerfd_settime` (the timer was the earliest one at low load) and a posted completion (a
+// turn of the event loop, an `epoll_wait`) per request. The sweep costs a few wake-ups a second
+// per thread instead, and, being the earliest timer, keeps the per-request timers of the
+// upstream calls (first byte, whole call: seconds) from reprogramming the kernel's timer.
+constexpr std::chrono::milliseconds kSweepTick{200};
 
 class ExchangeImpl final : public Exchange {
   public:
@@ -323,8 +337,11 @@ namespace {
 
 // Writes a short error and closes, reading (and discarding) what the client still sends for a
 // moment so that it sees our answer rather than a connection reset.
-asio::awaitable<void> RejectAndClose(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                     int status, std::string_view message) {
+asio::awaitable<void> RejectAndClose(SessionState& state, beast::flat_buffer& buffer, int status,
+                                     std::string_view message) {
+    // Its own timeouts below; the sweep must not cut the answer short.
+    state.read_deadline = std::chrono::steady_clock::time_point::max();
+    beast::tcp_stream& stream = *state.stream;
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
     res.set(bhttp::field::server, "beacon");
     res.set(bhttp::field::content_type, "application/json");
@@ -371,7 +388,10 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(options->max_header_bytes);
         parser.body_limit(options->max_body_bytes);
-        stream.expires_after(options->idle_timeout);
+        // The whole request, head and body, must arrive within the idle timeout (SweepIdle);
+        // a write's timeout must not carry over to this read.
+        stream.expires_never();
+        state.read_deadline = std::chrono::steady_clock::now() + options->idle_timeout;
         auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
         if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
             ec == beast::error::timeout || ec == asio::error::connection_reset ||
@@ -379,15 +399,15 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
             break;
         }
         if (ec == bhttp::error::header_limit) {
-            co_await RejectAndClose(stream, buffer, 431, "request headers are too large");
+            co_await RejectAndClose(state, buffer, 431, "request headers are too large");
             break;
         }
         if (ec == bhttp::error::body_limit) {
-            co_await RejectAndClose(stream, buffer, 413, "request body is too large");
+            co_await RejectAndClose(state, buffer, 413, "request body is too large");
             break;
         }
         if (ec) {
-            co_await RejectAndClose(stream, buffer, 400, "malformed HTTP request");
+            co_await RejectAndClose(state, buffer, 400, "malformed HTTP request");
             break;
         }
         if (auto expect = parser.get()[bhttp::field::expect];
@@ -402,7 +422,7 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
             bec = rec;
         }
         if (bec == bhttp::error::body_limit) {
-            co_await RejectAndClose(stream, buffer, 413, "request body is too large");
+            co_await RejectAndClose(state, buffer, 413, "request body is too large");
             break;
         }
         if (bec) {
@@ -410,11 +430,11 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
             // (the client retries elsewhere) instead of calling its request malformed.
             if (bec != beast::error::timeout && bec != bhttp::error::end_of_stream &&
                 bec != asio::error::connection_reset && bec != asio::error::operation_aborted) {
-                co_await RejectAndClose(stream, buffer, 400, "malformed HTTP request body");
+                co_await RejectAndClose(state, buffer, 400, "malformed HTTP request body");
             }
             break;
         }
-        stream.expires_never();
+        state.read_deadline = std::chrono::steady_clock::time_point::max();
         state.busy = true;
         in_flight->fetch_add(1);
         auto req = parser.release();
@@ -443,6 +463,24 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream.close();
+}
+
+// Closes the connections whose request did not arrive in time: a kept-alive connection left idle
+// and a request sent too slowly alike. Their pending read ends with operation_aborted, and the
+// session closes quietly. Runs on the worker's thread, like the sessions it looks at.
+asio::awaitable<void> SweepIdle(Server::Worker* worker, std::chrono::milliseconds idle_timeout) {
+    asio::steady_timer timer(worker->ioc);
+    const auto tick = std::clamp<std::chrono::milliseconds>(
+        idle_timeout / 4, std::chrono::milliseconds(10), kSweepTick);
+    while (!worker->stopping) {
+        timer.expires_after(tick);
+        auto [ec] = co_await timer.async_wait(kTuple);
+        if (ec) break;
+        const auto now = std::chrono::steady_clock::now();
+        for (auto* s : worker->sessions) {
+            if (!s->busy && now >= s->read_deadline) s->stream->cancel();
+        }
+    }
 }
 
 asio::awaitable<void> AcceptLoop(Server::Worker* worker, const ServerOptions* options,
@@ -496,6 +534,7 @@ Result<uint16_t> Server::Start() {
     for (auto& w : workers_) {
         asio::co_spawn(w->ioc, AcceptLoop(w.get(), &options_, &handler_, in_flight_),
                        asio::detached);
+        asio::co_spawn(w->ioc, SweepIdle(w.get(), options_.idle_timeout), asio::detached);
         threads_.emplace_back([worker = w.get()] {
             base::NameThisThread("beacon-http");
             worker->ioc.run();
