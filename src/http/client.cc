@@ -161,8 +161,8 @@ std::unique_ptr<Conn> Pool::Take(const std::string& key) {
     while (!idle.empty()) {
         auto conn = std::move(idle.back());
         idle.pop_back();
-        const auto idle = now - conn->idle_since;
-        if (idle < kFreshIdle || (idle < kPoolIdleLimit && StillIdle(*conn))) return conn;
+        const auto idle_for = now - conn->idle_since;
+        if (idle_for < kFreshIdle || (idle_for < kPoolIdleLimit && StillIdle(*conn))) return conn;
     }
     return nullptr;
 }

@@ -393,9 +393,9 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
         stream.expires_never();
         state.read_deadline = std::chrono::steady_clock::now() + options->idle_timeout;
         auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+        // operation_aborted: the sweep (the request did not come in time) or a shutdown.
         if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
-            ec == beast::error::timeout || ec == asio::error::connection_reset ||
-            ec == asio::error::eof) {
+            ec == asio::error::connection_reset || ec == asio::error::eof) {
             break;
         }
         if (ec == bhttp::error::header_limit) {
@@ -426,10 +426,10 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
             break;
         }
         if (bec) {
-            // A shutdown that cancels an upload is not the client's fault: close quietly
-            // (the client retries elsewhere) instead of calling its request malformed.
-            if (bec != beast::error::timeout && bec != bhttp::error::end_of_stream &&
-                bec != asio::error::connection_reset && bec != asio::error::operation_aborted) {
+            // A shutdown or the sweep cancelling an upload is not the client's fault: close
+            // quietly (the client retries elsewhere) instead of calling its request malformed.
+            if (bec != bhttp::error::end_of_stream && bec != asio::error::connection_reset &&
+                bec != asio::error::operation_aborted) {
                 co_await RejectAndClose(state, buffer, 400, "malformed HTTP request body");
             }
             break;

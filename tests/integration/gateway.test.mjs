@@ -41,19 +41,22 @@ function assertClose(actual, expected, what) {
     assert.ok(Math.abs(actual - expected) <= 1e-12, `${what}: expected ${expected}, got ${actual}`);
 }
 
-/** A fake upstream plus a Beacon configured for it, with one inference key. */
-async function startStack() {
+/**
+ * A fake upstream plus a Beacon configured for it, with one inference key. `extraServer` adds
+ * lines to the config's [server] table; `launcher` is startBeacon's.
+ */
+async function startStack({ extraServer = '', launcher = [] } = {}) {
     const stack = { fake: null, beacon: null, dir: null };
     try {
         stack.fake = await startFakeUpstream();
         stack.dir = await makeTempDir();
         const dataDir = path.join(stack.dir, 'data');
         await mkdir(dataDir);
-        const config = await writeConfig(stack.dir, gatewayConfig(stack.fake.url));
+        const config = await writeConfig(stack.dir, gatewayConfig(stack.fake.url, { extraServer }));
         stack.key = await createKey(dataDir, { name: KEY_NAME });
         // A random upstream key proves Beacon reads it from the named variable, not a constant.
         stack.upstreamKey = `sk-fake-upstream-${randomBytes(8).toString('hex')}`;
-        stack.beacon = await startBeacon({ config, dataDir, env: { FAKE_UPSTREAM_KEY: stack.upstreamKey } });
+        stack.beacon = await startBeacon({ config, dataDir, env: { FAKE_UPSTREAM_KEY: stack.upstreamKey }, launcher });
         stack.api = `${stack.beacon.baseUrl}/api/v1`;
         return stack;
     } catch (err) {
@@ -813,24 +816,16 @@ describe('HTTP framing', { timeout: 60_000 }, () => {
 });
 
 test('serve raises its open-file limit to the hard limit', { timeout: 30_000 }, async () => {
-    const dir = await makeTempDir();
-    let beacon;
+    // Started with a soft limit of 256, below the hard limit.
+    const stack = await startStack({ launcher: ['prlimit', '--nofile=256:', '--'] });
     try {
-        const dataDir = path.join(dir, 'data');
-        await mkdir(dataDir);
-        const config = await writeConfig(dir, gatewayConfig('http://127.0.0.1:9/v1'));
-        const limits = () => readFile(`/proc/${beacon.proc.pid}/limits`, 'utf8').then((t) => {
-            const m = /^Max open files\s+(\d+)\s+(\d+)/m.exec(t);
-            return { soft: Number(m[1]), hard: Number(m[2]) };
-        });
-        // Started with a soft limit of 256, below the hard limit.
-        beacon = await startBeacon({ config, dataDir, launcher: ['prlimit', '--nofile=256:', '--'] });
-        const { soft, hard } = await limits();
+        const text = await readFile(`/proc/${stack.beacon.proc.pid}/limits`, 'utf8');
+        const m = /^Max open files\s+(\d+)\s+(\d+)/m.exec(text);
+        const [soft, hard] = [Number(m[1]), Number(m[2])];
         assert.ok(hard > 256, `the hard limit (${hard}) must be above 256 for this test`);
         assert.equal(soft, hard);
     } finally {
-        if (beacon) await beacon.stop();
-        await removeDir(dir);
+        await stopStack(stack);
     }
 });
 
@@ -839,59 +834,38 @@ test('after a burst of 160 concurrent requests, the next burst reuses the same p
     // at once. Pooling too few idle connections (64) closed the extra ones after a burst and
     // opened them again in the next.
     const n = 160;
-    const fake = await startFakeUpstream();
-    const dir = await makeTempDir();
-    let beacon;
+    const stack = await startStack({ extraServer: 'threads = 1' });
     try {
-        const dataDir = path.join(dir, 'data');
-        await mkdir(dataDir);
-        const config = await writeConfig(dir, gatewayConfig(fake.url, { extraServer: 'threads = 1' }));
-        const key = await createKey(dataDir, { name: KEY_NAME });
-        beacon = await startBeacon({ config, dataDir, env: { FAKE_UPSTREAM_KEY: 'sk-fake' } });
-        fake.setDefault({ delayMs: 100 });
-        const url = `${beacon.baseUrl}/api/v1/chat/completions`;
-        const burst = () => Promise.all(Array.from({ length: n }, () => postJson(url, BASE, { key })));
+        stack.fake.setDefault({ delayMs: 100 });
+        const burst = () => Promise.all(Array.from({ length: n }, () => chat(stack, BASE)));
         for (const res of await burst()) assert.equal(res.status, 200, res.text);
         for (const res of await burst()) assert.equal(res.status, 200, res.text);
         // At most one connection per request in flight at once (n), however the bursts
         // overlapped: a slow build may have fewer of the first burst in flight together than
         // of the second. With 64 pooled, the second burst reopened what the first had closed.
-        const ports = (await fake.waitForRequests(2 * n)).map((r) => r.remotePort);
+        const ports = (await stack.fake.waitForRequests(2 * n)).map((r) => r.remotePort);
         const opened = new Set(ports).size;
         assert.ok(opened <= n + 2, `two bursts of ${n} opened ${opened} provider connections`);
     } finally {
-        if (beacon) await beacon.stop();
-        await fake.close();
-        await removeDir(dir);
+        await stopStack(stack);
     }
 });
 
 describe('server.idle_timeout_ms', { timeout: 30_000 }, () => {
     const IDLE_MS = 400;
-    let fake;
-    let beacon;
-    let dir;
-    let key;
+    let stack;
     let port;
     before(async () => {
-        fake = await startFakeUpstream();
-        dir = await makeTempDir();
-        const dataDir = path.join(dir, 'data');
-        await mkdir(dataDir);
-        const config = await writeConfig(dir, gatewayConfig(fake.url, { extraServer: `idle_timeout_ms = ${IDLE_MS}` }));
-        key = await createKey(dataDir, { name: KEY_NAME });
-        beacon = await startBeacon({ config, dataDir, env: { FAKE_UPSTREAM_KEY: 'sk-fake' } });
-        port = Number(new URL(beacon.baseUrl).port);
+        stack = await startStack({ extraServer: `idle_timeout_ms = ${IDLE_MS}` });
+        port = Number(new URL(stack.beacon.baseUrl).port);
     });
     after(async () => {
-        if (beacon) await beacon.stop();
-        if (fake) await fake.close();
-        if (dir) await removeDir(dir);
+        await stopStack(stack);
     });
-    beforeEach(() => fake.reset());
+    beforeEach(() => stack.fake.reset());
 
     /** Connects, writes `text`, and resolves when Beacon closes: what it sent and when. */
-    function untilClosed(text, { onData } = {}) {
+    function untilClosed(text) {
         return new Promise((resolve, reject) => {
             const socket = net.createConnection({ host: '127.0.0.1', port });
             let received = '';
@@ -900,7 +874,6 @@ describe('server.idle_timeout_ms', { timeout: 30_000 }, () => {
             socket.on('data', (d) => {
                 received += d.toString('utf8');
                 lastAt = performance.now();
-                onData?.(received);
             });
             socket.on('close', () => resolve({ received, closedAt: performance.now(), lastAt }));
             socket.on('connect', () => {
@@ -912,7 +885,7 @@ describe('server.idle_timeout_ms', { timeout: 30_000 }, () => {
 
     test('a kept-alive connection left idle is closed after the timeout, not before', async () => {
         const body = JSON.stringify(BASE);
-        const head = `POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\n` +
+        const head = `POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${stack.key}\r\n` +
             `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
         const { received, closedAt, lastAt } = await withTimeout(untilClosed(head + body), 10_000, 'Beacon to close the idle connection');
         assert.match(received, /^HTTP\/1\.1 200 /);
@@ -926,12 +899,12 @@ describe('server.idle_timeout_ms', { timeout: 30_000 }, () => {
             untilClosed('POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n'), 10_000, 'Beacon to close the slow request');
         assert.equal(received, '');
         assert.ok(closedAt - lastAt >= IDLE_MS - 50, `closed after ${(closedAt - lastAt).toFixed(0)} ms`);
-        assert.equal(fake.requests.length, 0);
+        assert.equal(stack.fake.requests.length, 0);
     });
 
     test('an answer that takes longer than the idle timeout is not cut', async () => {
-        fake.enqueue({ delayMs: 3 * IDLE_MS });
-        const res = await postJson(`${beacon.baseUrl}/api/v1/chat/completions`, BASE, { key });
+        stack.fake.enqueue({ delayMs: 3 * IDLE_MS });
+        const res = await chat(stack, BASE);
         assert.equal(res.status, 200, res.text);
         assert.equal(res.body.choices[0].message.content, DEFAULT_CONTENT);
     });
