@@ -34,13 +34,6 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kPoolIdleLimit = std::chrono::seconds(30);
-// A connection idle for less than this is reused without the StillIdle check. Servers close idle
-// keep-alive connections after their keep-alive timeout, which is seconds (gunicorn 2 s, Node.js
-// and uvicorn 5 s, nginx 75 s), so one idle this briefly was not closed for idleness; what the
-// check would still catch is a close for another reason (a restart) in the last moment, which
-// it cannot rule out anyway (the server may close right after it). Under load every connection
-// is this fresh, and the check was a fifth of the request thread's system calls.
-constexpr auto kFreshIdle = std::chrono::milliseconds(1000);
 // Idle connections kept per origin and thread: as many as a thread has requests in flight under
 // heavy load, so that a burst does not close connections the next burst opens again (at 64,
 // 256 concurrent requests opened a provider connection every seventh request).
@@ -161,8 +154,11 @@ std::unique_ptr<Conn> Pool::Take(const std::string& key) {
     while (!idle.empty()) {
         auto conn = std::move(idle.back());
         idle.pop_back();
-        const auto idle_for = now - conn->idle_since;
-        if (idle_for < kFreshIdle || (idle_for < kPoolIdleLimit && StillIdle(*conn))) return conn;
+        // Every reuse is checked, however briefly the connection was idle: a provider that
+        // restarts or reloads closes its idle connections at once, under load too, and a
+        // request written into one of them fails (it is never sent twice). Session 7 skipped
+        // the check below 1 s of idleness, one system call per request, and lost that.
+        if (now - conn->idle_since < kPoolIdleLimit && StillIdle(*conn)) return conn;
     }
     return nullptr;
 }
@@ -346,7 +342,9 @@ class ResponseImpl final : public ClientResponse {
     void Finish() {
         if (!conn_) return;
         cancel_.Clear();
-        if (parser_->is_done() && parser_->keep_alive()) {
+        // Bytes past the end of the message (a stray line, more body than announced) would be
+        // read as the start of the next request's answer: such a connection is not reused.
+        if (parser_->is_done() && parser_->keep_alive() && conn_->buffer.size() == 0) {
             conn_->lowest().expires_never();
             PoolOf(conn_->lowest().get_executor()).Put(std::move(conn_));
         }
@@ -408,7 +406,7 @@ asio::awaitable<Result<std::unique_ptr<ClientResponse>, ClientError>> Send(
 
     // A request is never sent twice: once written, the upstream may be acting on it, so a
     // failure is reported (and the caller may fall back to another model). Stale pooled
-    // connections are weeded out before use instead (StillIdle, past kFreshIdle).
+    // connections are weeded out before use instead (StillIdle).
     std::unique_ptr<Conn> conn = PoolOf(co_await asio::this_coro::executor).Take(origin->key);
     if (!conn) {
         auto fresh = co_await Connect(*origin, timeouts, cancel);

@@ -472,13 +472,15 @@ asio::awaitable<void> SweepIdle(Server::Worker* worker, std::chrono::millisecond
     asio::steady_timer timer(worker->ioc);
     const auto tick = std::clamp<std::chrono::milliseconds>(
         idle_timeout / 4, std::chrono::milliseconds(10), kSweepTick);
-    while (!worker->stopping) {
+    // Once the server stops accepting, every session that is not answering is cancelled at each
+    // tick: StopAccepting's one cancel misses a read that is between two of Beast's steps.
+    while (!(worker->stopping && worker->sessions.empty())) {
         timer.expires_after(tick);
         auto [ec] = co_await timer.async_wait(kTuple);
         if (ec) break;
         const auto now = std::chrono::steady_clock::now();
         for (auto* s : worker->sessions) {
-            if (!s->busy && now >= s->read_deadline) s->stream->cancel();
+            if (!s->busy && (worker->stopping || now >= s->read_deadline)) s->stream->cancel();
         }
     }
 }

@@ -15,6 +15,9 @@
 //   delayMs     wait this long before sending the response head.
 //   hang        true: never answer; the connection stays open until the client closes it.
 //   destroy     true: close the socket without answering.
+//   trailing    text sent after a whole (non-stream) answer's body, in the same write but not
+//               counted in its content-length: bytes past the end of the message, as a broken
+//               server sends them.
 //   stream      for stream requests: {
 //                 chunks: [{content?, reasoning?, tool_calls?, finish_reason?, raw?}],
 //                 chunkDelayMs   pause between two writes after the first chunk,
@@ -189,6 +192,12 @@ export async function startFakeUpstream({ port = 0 } = {}) {
             handle(req, res, record);
         });
     });
+    // Open connections, so that closeIdleConnections can tell when the ones it closed are gone.
+    const sockets = new Set();
+    server.on('connection', (socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+    });
 
     function handle(req, res, record) {
         const isChat = req.method === 'POST' && /^\/v1\/chat\/completions(\?|$)/.test(req.url);
@@ -247,8 +256,8 @@ export async function startFakeUpstream({ port = 0 } = {}) {
             await streamAnswer(res, record, script, upstreamModel, headers, flight);
             return;
         }
-        if (script.text !== undefined) sendText(res, status, script.text, headers);
-        else sendJson(res, status, script.json ?? chatCompletion({ model: upstreamModel }), headers);
+        if (script.text !== undefined) sendText(res, status, script.text, headers, script.trailing);
+        else sendJson(res, status, script.json ?? chatCompletion({ model: upstreamModel }), headers, script.trailing);
     }
 
     async function streamAnswer(res, record, script, model, headers, flight) {
@@ -332,18 +341,20 @@ export async function startFakeUpstream({ port = 0 } = {}) {
         res.end();
     }
 
-    function sendJson(res, status, obj, headers = {}) {
-        sendText(res, status, JSON.stringify(obj), { 'content-type': 'application/json', ...headers });
+    function sendJson(res, status, obj, headers = {}, trailing = '') {
+        sendText(res, status, JSON.stringify(obj), { 'content-type': 'application/json', ...headers }, trailing);
     }
 
-    function sendText(res, status, text, headers = {}) {
+    // `trailing` goes out in the same write as the body without being counted in its length
+    // (Node does not enforce the length unless asked to).
+    function sendText(res, status, text, headers = {}, trailing = '') {
         const body = Buffer.from(text, 'utf8');
         res.writeHead(status, {
             'content-type': 'text/plain; charset=utf-8',
             ...headers,
             'content-length': String(body.length),
         });
-        res.end(body);
+        res.end(trailing ? Buffer.concat([body, Buffer.from(trailing, 'utf8')]) : body);
     }
 
     function endInFlight() {
@@ -378,9 +389,15 @@ export async function startFakeUpstream({ port = 0 } = {}) {
         get pending() {
             return queue.length;
         },
-        /** Closes the keep-alive connections that carry no request, as a server's idle timeout does. */
+        /**
+         * Closes the keep-alive connections that carry no request, as a server's idle timeout or
+         * a restart does. Resolves once those sockets are closed (their FIN sent).
+         */
         closeIdleConnections() {
+            const open = [...sockets];
             server.closeIdleConnections();
+            const closed = open.filter((socket) => socket.destroyed);
+            return Promise.all(closed.map((socket) => (socket.closed ? null : new Promise((resolve) => socket.once('close', resolve)))));
         },
         /** Resolves with the requests once at least `n` have arrived. */
         waitForRequests(n, { timeoutMs } = {}) {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
+import net from 'node:net';
 
 import { startFakeUpstream, chatCompletion, DEFAULT_CONTENT } from './fake_upstream.mjs';
 import { collectSse, readSse, withTimeout } from '../integration/harness.mjs';
@@ -134,6 +135,47 @@ describe('fake upstream', { timeout: 20_000 }, () => {
         fake.enqueue({ destroy: true });
         await assert.rejects(post(fake, HELLO));
         assert.equal(fake.aborts, 0);
+    });
+
+    // A raw keep-alive connection: sends one chat request and collects every byte that comes
+    // back until `done(text)` says enough.
+    async function rawExchange(done) {
+        const { port } = new URL(fake.url);
+        const socket = net.connect(Number(port), '127.0.0.1');
+        await once(socket, 'connect');
+        const body = JSON.stringify(HELLO);
+        socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        let text = '';
+        await withTimeout(new Promise((resolve) => {
+            socket.on('data', (d) => {
+                text += d.toString('latin1');
+                if (done(text)) resolve();
+            });
+        }), 5000, 'the answer');
+        return { socket, text };
+    }
+
+    test('trailing sends bytes past the announced end of a whole answer', async () => {
+        fake.enqueue({ trailing: 'stray\r\n' });
+        const { socket, text } = await rawExchange((t) => t.endsWith('stray\r\n'));
+        socket.destroy();
+        const [head, rest] = text.split('\r\n\r\n');
+        const length = Number(/content-length: (\d+)/i.exec(head)[1]);
+        assert.equal(rest.length, length + 'stray\r\n'.length, 'the extra bytes are not counted');
+        assert.equal(JSON.parse(rest.slice(0, length)).object, 'chat.completion');
+    });
+
+    test('closeIdleConnections closes a kept-alive connection and resolves once it is closed', async () => {
+        const { socket } = await rawExchange((t) => {
+            const [head, rest = ''] = t.split('\r\n\r\n');
+            const m = /content-length: (\d+)/i.exec(head);
+            return m !== null && rest.length >= Number(m[1]);
+        });
+        const ended = once(socket, 'end');
+        await fake.closeIdleConnections();
+        await withTimeout(ended, 5000, 'the end of the connection');
+        socket.destroy();
     });
 
     test('delayMs holds back the response head', async () => {
