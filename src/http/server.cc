@@ -465,9 +465,17 @@ asio::awaitable<void> Session(Server::Worker* worker, tcp::socket socket,
     stream.close();
 }
 
-// Closes the connections whose request did not arrive in time: a kept-alive connection left idle
-// and a request sent too slowly alike. Their pending read ends with operation_aborted, and the
-// session closes quietly. Runs on the worker's thread, like the sessions it looks at.
+// Cancels the reads of the sessions that are not answering and whose request did not arrive in
+// time (a kept-alive connection left idle and a request sent too slowly alike), or all of them
+// once the server stops accepting. Their pending read ends with operation_aborted, and the
+// session closes quietly. On the worker's thread, like the sessions it looks at.
+void CancelOverdueReads(Server::Worker* worker) {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto* s : worker->sessions) {
+        if (!s->busy && (worker->stopping || now >= s->read_deadline)) s->stream->cancel();
+    }
+}
+
 asio::awaitable<void> SweepIdle(Server::Worker* worker, std::chrono::milliseconds idle_timeout) {
     asio::steady_timer timer(worker->ioc);
     const auto tick = std::clamp<std::chrono::milliseconds>(
@@ -478,10 +486,7 @@ asio::awaitable<void> SweepIdle(Server::Worker* worker, std::chrono::millisecond
         timer.expires_after(tick);
         auto [ec] = co_await timer.async_wait(kTuple);
         if (ec) break;
-        const auto now = std::chrono::steady_clock::now();
-        for (auto* s : worker->sessions) {
-            if (!s->busy && (worker->stopping || now >= s->read_deadline)) s->stream->cancel();
-        }
+        CancelOverdueReads(worker);
     }
 }
 
@@ -551,9 +556,7 @@ void Server::StopAccepting() {
             worker->stopping = true;
             boost::system::error_code ignored;
             if (worker->acceptor) worker->acceptor->close(ignored);
-            for (auto* s : worker->sessions) {
-                if (!s->busy) s->stream->cancel();
-            }
+            CancelOverdueReads(worker);
         });
     }
 }
